@@ -1,0 +1,3 @@
+//! The edges: transports, listeners and the threads that run connections.
+pub(crate) mod pool;
+pub mod transport;

@@ -1,0 +1,35 @@
+//! Server settings, with defaults chosen for a service on the open internet.
+use std::time::Duration;
+
+use crate::h1::head::HeadLimits;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub keep_alive: bool,
+    pub idle_timeout: Option<Duration>,
+    pub head_timeout: Option<Duration>,
+    pub read_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
+    pub limits: HeadLimits,
+    pub drain_limit: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            keep_alive: true,
+            idle_timeout: Some(Duration::from_secs(60)),
+            head_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
+            limits: HeadLimits::default(),
+            drain_limit: 256 * 1024,
+        }
+    }
+}
+
+impl Config {
+    pub fn max_head_bytes(&self) -> usize {
+        self.limits.max_head_bytes
+    }
+}

@@ -1,0 +1,899 @@
+//! One HTTP/1 connection on a blocking transport: read a head, run the handler with a
+//! body reader and a response writer over the same connection, drain what the handler
+//! left unread, and go again while keep-alive allows.
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+use super::config::Config;
+use super::request::{Body, BodySource, Request};
+use super::response::{Response, Sink};
+use super::Handler;
+use crate::h1::date::with_http_date;
+use crate::h1::encode::{write_decimal, write_header, write_headers, write_status_line};
+use crate::h1::framing::{write_chunk_size, BodyFraming, ChunkedDecoder};
+use crate::h1::head::{comma_tokens, parse_request_head, RequestHead};
+use crate::runtime::transport::Transport;
+
+/// Body writes are gathered up to this many bytes before they go to the socket.
+const WRITE_BUFFER: usize = 16 * 1024;
+/// Reads of at least this size skip the connection buffer and land in the caller's.
+const DIRECT_READ: usize = 4 * 1024;
+const INITIAL_READ_BUFFER: usize = 8 * 1024;
+
+/// Buffers a worker thread keeps from one connection to the next.
+#[derive(Default)]
+pub(crate) struct ConnBuffers {
+    read: Vec<u8>,
+    write: Vec<u8>,
+    headers: HeaderMap,
+}
+
+/// Why a connection ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// The peer closed an idle connection.
+    PeerClosed,
+    /// Keep-alive was not wanted by one side.
+    NotKeepAlive,
+    /// No request arrived within the idle timeout.
+    IdleTimeout,
+    /// A request head did not arrive in time.
+    HeadTimeout,
+    /// The request was refused (status sent).
+    BadRequest(StatusCode),
+    /// The request or response body could not be completed.
+    BodyError,
+    /// The handler panicked.
+    HandlerPanic,
+    /// A socket error.
+    Io,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// The read side: the buffer and where the current request body stands.
+struct ReadSide {
+    rbuf: ReadBuf,
+    body: BodyState,
+    trailers: Option<HeaderMap>,
+}
+
+/// Bytes read from the connection and not yet used: `buf[start..end]`.
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The read timeout last set on the socket, to skip redundant system calls.
+    timeout_set: Option<Option<Duration>>,
+}
+
+enum BodyState {
+    Done,
+    Length(u64),
+    Chunked(Box<ChunkedDecoder>),
+    Failed,
+}
+
+impl ReadBuf {
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    fn set_timeout(&mut self, io: &dyn Transport, timeout: Option<Duration>) -> io::Result<()> {
+        if self.timeout_set != Some(timeout) {
+            // A zero duration means "forever" to us, but is an error to the OS.
+            let t = timeout.filter(|d| !d.is_zero());
+            io.set_read_timeout(t)?;
+            self.timeout_set = Some(timeout);
+        }
+        Ok(())
+    }
+
+    /// Reads more bytes into the buffer, growing it up to `max` bytes.
+    fn fill(&mut self, io: &dyn Transport, max: usize) -> io::Result<usize> {
+        if self.start > 0 && self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2).clamp(INITIAL_READ_BUFFER, max.max(INITIAL_READ_BUFFER));
+            if grown <= self.buf.len() {
+                return Err(io::Error::new(io::ErrorKind::OutOfMemory, "read buffer full"));
+            }
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match io.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// 100-continue progress, shared by the body reader and the response writer.
+struct Continue {
+    /// The client waits for `100 Continue` before sending the body.
+    pending: AtomicBool,
+    /// The final response head has been sent (so no 100 may follow).
+    head_sent: AtomicBool,
+}
+
+/// The body of the current request, read through the connection.
+struct H1Body<'c> {
+    io: &'c dyn Transport,
+    side: &'c mut ReadSide,
+    cont: &'c Continue,
+    read_timeout: Option<Duration>,
+    max_buffer: usize,
+}
+
+impl BodySource for H1Body<'_> {
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_body(self.io, self.side, self.cont, self.read_timeout, self.max_buffer, buf)
+    }
+
+    fn trailers(&self) -> Option<&HeaderMap> {
+        self.side.trailers.as_ref()
+    }
+}
+
+fn read_body(
+    io: &dyn Transport,
+    side: &mut ReadSide,
+    cont: &Continue,
+    read_timeout: Option<Duration>,
+    max_buffer: usize,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    if matches!(side.body, BodyState::Done) {
+        return Ok(0);
+    }
+    if matches!(side.body, BodyState::Failed) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "request body is unusable after an earlier error",
+        ));
+    }
+    if cont.pending.load(Ordering::Relaxed) {
+        cont.pending.store(false, Ordering::Relaxed);
+        if !cont.head_sent.load(Ordering::Relaxed) {
+            // The response has not started, so nothing is buffered ahead of this.
+            io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+    }
+    let result = read_body_inner(io, side, read_timeout, max_buffer, buf);
+    if result.is_err() {
+        side.body = BodyState::Failed;
+    }
+    result
+}
+
+fn read_body_inner(
+    io: &dyn Transport,
+    side: &mut ReadSide,
+    read_timeout: Option<Duration>,
+    max_buffer: usize,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let eof = || io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-body");
+    let ReadSide { rbuf, body, trailers } = side;
+    loop {
+        match body {
+            BodyState::Done | BodyState::Failed => return Ok(0),
+            BodyState::Length(remaining) => {
+                let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(buf.len());
+                let n = if !rbuf.is_empty() {
+                    let data = rbuf.data();
+                    let n = want.min(data.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    rbuf.consume(n);
+                    n
+                } else if want >= DIRECT_READ {
+                    rbuf.set_timeout(io, read_timeout)?;
+                    match io.read(&mut buf[..want]) {
+                        Ok(0) => return Err(eof()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    rbuf.set_timeout(io, read_timeout)?;
+                    if rbuf.fill(io, max_buffer)? == 0 {
+                        return Err(eof());
+                    }
+                    continue;
+                };
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    *body = BodyState::Done;
+                }
+                return Ok(n);
+            }
+            BodyState::Chunked(decoder) => {
+                if !rbuf.is_empty() {
+                    let avail = rbuf.data();
+                    // Never let the decoder hand out more data than the caller can take.
+                    let window = &avail[..avail.len().min(buf.len())];
+                    let step = decoder
+                        .decode(window)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    let n = step.data.len();
+                    buf[..n].copy_from_slice(&window[step.data]);
+                    rbuf.consume(step.consumed);
+                    if decoder.is_done() {
+                        *trailers = decoder.take_trailers();
+                        *body = BodyState::Done;
+                    }
+                    if n > 0 || matches!(body, BodyState::Done) {
+                        return Ok(n);
+                    }
+                    continue;
+                }
+                rbuf.set_timeout(io, read_timeout)?;
+                let remaining = decoder.data_remaining();
+                if remaining > 0 && buf.len() >= DIRECT_READ {
+                    let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
+                    match io.read(&mut buf[..want]) {
+                        Ok(0) => return Err(eof()),
+                        Ok(n) => {
+                            decoder.data_read(n);
+                            return Ok(n);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                if rbuf.fill(io, max_buffer)? == 0 {
+                    return Err(eof());
+                }
+            }
+        }
+    }
+}
+
+enum SinkState {
+    Fresh,
+    Streaming(Encoder),
+    Done,
+    Abandoned,
+}
+
+#[derive(Clone, Copy)]
+enum Encoder {
+    Length(u64),
+    Chunked { chunk_start: Option<usize> },
+    CloseDelimited,
+    /// HEAD, 204, 304: the body is dropped.
+    Discard,
+}
+
+/// The response writer of the current exchange.
+struct H1Sink<'c> {
+    io: &'c dyn Transport,
+    buf: &'c mut Vec<u8>,
+    headers: &'c mut HeaderMap,
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+    state: SinkState,
+    trailers: Option<HeaderMap>,
+    cont: &'c Continue,
+    /// The connection must close after this response (unfinished or close-delimited body).
+    close: bool,
+    /// Set once a write to the socket failed: the connection is dead.
+    broken: bool,
+}
+
+impl H1Sink<'_> {
+    /// Writes the head into the buffer and decides the body's framing.
+    fn write_head(&mut self, status: StatusCode, whole_len: Option<u64>) -> io::Result<Encoder> {
+        if !matches!(self.state, SinkState::Fresh) {
+            return Err(io::Error::other("response head already sent"));
+        }
+        self.cont.head_sent.store(true, Ordering::Relaxed);
+        let no_body_status = status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let headers = &mut *self.headers;
+
+        if no_body_status {
+            // RFC 9110 §8.6, RFC 9112 §6.1: never framing fields on 1xx and 204.
+            if status != StatusCode::NOT_MODIFIED {
+                headers.remove(header::CONTENT_LENGTH);
+            }
+            headers.remove(header::TRANSFER_ENCODING);
+        }
+        let user_length = if no_body_status {
+            None
+        } else {
+            match crate::h1::framing::content_length(headers) {
+                Ok(n) => n,
+                Err(_) => {
+                    headers.remove(header::CONTENT_LENGTH);
+                    log::warn!("handler set an invalid Content-Length; removed it");
+                    None
+                }
+            }
+        };
+        if response_wants_close(headers) {
+            self.keep_alive = false;
+        }
+
+        let mut encoder = if no_body_status || (self.is_head && whole_len.is_none()) {
+            Encoder::Discard
+        } else if let Some(len) = whole_len {
+            // `send`: the real length wins, except that a HEAD answer may keep the length
+            // the handler declared for the GET it mirrors.
+            if !(self.is_head && len == 0 && user_length.is_some()) {
+                headers.remove(header::CONTENT_LENGTH);
+                headers.remove(header::TRANSFER_ENCODING);
+            }
+            Encoder::Length(len)
+        } else if let Some(len) = user_length {
+            headers.remove(header::TRANSFER_ENCODING);
+            Encoder::Length(len)
+        } else if let Some(te) = headers.get(header::TRANSFER_ENCODING) {
+            let last = comma_tokens(te.as_bytes()).last().unwrap_or(b"");
+            if last.eq_ignore_ascii_case(b"chunked") && self.version == Version::HTTP_11 {
+                Encoder::Chunked { chunk_start: None }
+            } else {
+                headers.remove(header::TRANSFER_ENCODING);
+                self.keep_alive = false;
+                Encoder::CloseDelimited
+            }
+        } else if self.version == Version::HTTP_11 {
+            headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            Encoder::Chunked { chunk_start: None }
+        } else {
+            self.keep_alive = false;
+            Encoder::CloseDelimited
+        };
+        if self.is_head {
+            encoder = Encoder::Discard;
+        }
+
+        let out = &mut *self.buf;
+        write_status_line(out, Version::HTTP_11, status);
+        if !headers.contains_key(header::DATE) {
+            with_http_date(|date| write_header(out, b"date", date));
+        }
+        if let (Some(len), false) = (whole_len, headers.contains_key(header::CONTENT_LENGTH)) {
+            if !no_body_status {
+                out.extend_from_slice(b"content-length: ");
+                write_decimal(out, len);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        write_headers(out, headers);
+        if !status.is_informational() {
+            if !self.keep_alive {
+                if !response_wants_close(headers) {
+                    out.extend_from_slice(b"connection: close\r\n");
+                }
+            } else if self.version == Version::HTTP_10 {
+                out.extend_from_slice(b"connection: keep-alive\r\n");
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        Ok(encoder)
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let result = self.io.write_all(self.buf);
+        self.buf.clear();
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    /// Puts the size line in front of the chunk being gathered.
+    fn close_chunk(&mut self) {
+        if let SinkState::Streaming(Encoder::Chunked { chunk_start }) = &mut self.state {
+            if let Some(start) = chunk_start.take() {
+                let len = self.buf.len() - start;
+                if len == 0 {
+                    return;
+                }
+                let mut line = Vec::with_capacity(10);
+                write_chunk_size(&mut line, len);
+                self.buf.splice(start..start, line);
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+fn response_wants_close(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| comma_tokens(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close")))
+}
+
+impl Sink for H1Sink<'_> {
+    fn version(&self) -> Version {
+        self.version
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        self.headers
+    }
+
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.headers
+    }
+
+    fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()> {
+        let encoder = self.write_head(status, Some(body.len() as u64))?;
+        if matches!(encoder, Encoder::Length(_)) {
+            if body.len() >= WRITE_BUFFER {
+                self.flush_buf()?;
+                self.io.write_all(body).inspect_err(|_| self.broken = true)?;
+            } else {
+                self.buf.extend_from_slice(body);
+            }
+        }
+        self.state = SinkState::Done;
+        Ok(())
+    }
+
+    fn start(&mut self, status: StatusCode) -> io::Result<()> {
+        let encoder = self.write_head(status, None)?;
+        if let Encoder::CloseDelimited = encoder {
+            self.close = true;
+        }
+        self.state = SinkState::Streaming(encoder);
+        Ok(())
+    }
+
+    fn write_body(&mut self, data: &[u8]) -> io::Result<usize> {
+        let SinkState::Streaming(encoder) = &mut self.state else {
+            return Err(io::Error::other("response body written outside streaming"));
+        };
+        if self.broken {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection is broken"));
+        }
+        let chunked = match encoder {
+            Encoder::Discard => return Ok(data.len()),
+            Encoder::Length(remaining) => {
+                if data.len() as u64 > *remaining {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "body longer than the Content-Length sent",
+                    ));
+                }
+                *remaining -= data.len() as u64;
+                false
+            }
+            Encoder::Chunked { .. } => true,
+            Encoder::CloseDelimited => false,
+        };
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if self.buf.len() + data.len() > WRITE_BUFFER {
+            self.close_chunk();
+            self.flush_buf()?;
+            if data.len() >= WRITE_BUFFER {
+                // Large writes go straight out instead of through the buffer.
+                if chunked {
+                    write_chunk_size(self.buf, data.len());
+                    self.flush_buf()?;
+                }
+                self.io.write_all(data).inspect_err(|_| self.broken = true)?;
+                if chunked {
+                    self.buf.extend_from_slice(b"\r\n");
+                }
+                return Ok(data.len());
+            }
+        }
+        if let SinkState::Streaming(Encoder::Chunked { chunk_start }) = &mut self.state {
+            chunk_start.get_or_insert(self.buf.len());
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush_body(&mut self) -> io::Result<()> {
+        self.close_chunk();
+        self.flush_buf()
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        match self.state {
+            SinkState::Streaming(Encoder::Chunked { .. }) => {
+                self.close_chunk();
+                self.state = SinkState::Done;
+                self.buf.extend_from_slice(b"0\r\n");
+                if let Some(trailers) = self.trailers.take() {
+                    write_headers(self.buf, &trailers);
+                }
+                self.buf.extend_from_slice(b"\r\n");
+                Ok(())
+            }
+            SinkState::Streaming(Encoder::Length(remaining)) if remaining > 0 => {
+                // The peer was promised more: the only honest end is to close.
+                self.state = SinkState::Done;
+                self.close = true;
+                Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("response ended {remaining} bytes short of its Content-Length"),
+                ))
+            }
+            SinkState::Streaming(_) => {
+                self.state = SinkState::Done;
+                Ok(())
+            }
+            SinkState::Fresh => Err(io::Error::other("response not started")),
+            SinkState::Done | SinkState::Abandoned => Ok(()),
+        }
+    }
+
+    fn abandon(&mut self) {
+        if !matches!(self.state, SinkState::Done) {
+            self.state = SinkState::Abandoned;
+        }
+    }
+
+    fn set_trailers(&mut self, trailers: HeaderMap) {
+        self.trailers = Some(trailers);
+    }
+}
+
+/// Serves requests on one connection until it closes.
+pub(crate) fn serve<H: Handler + ?Sized>(
+    io: &dyn Transport,
+    peer: Option<SocketAddr>,
+    handler: &H,
+    cfg: &Config,
+    bufs: &mut ConnBuffers,
+    stopping: &AtomicBool,
+) -> (Fate, u64) {
+    if bufs.read.len() < INITIAL_READ_BUFFER {
+        bufs.read.resize(INITIAL_READ_BUFFER, 0);
+    }
+    bufs.write.clear();
+    let mut side = ReadSide {
+        rbuf: ReadBuf {
+            buf: std::mem::take(&mut bufs.read),
+            start: 0,
+            end: 0,
+            timeout_set: None,
+        },
+        body: BodyState::Done,
+        trailers: None,
+    };
+    if let Err(e) = io.set_write_timeout(cfg.write_timeout.filter(|d| !d.is_zero())) {
+        log::debug!("setting the write timeout failed: {e}");
+    }
+    let mut served = 0u64;
+    let fate = serve_loop(io, peer, handler, cfg, &mut side, bufs, stopping, &mut served);
+    if !bufs.write.is_empty() && fate != Fate::Io {
+        let _ = io.write_all(&bufs.write);
+    }
+    bufs.write.clear();
+    let unread_input = !side.rbuf.is_empty() || !matches!(side.body, BodyState::Done);
+    bufs.read = side.rbuf.buf;
+    if unread_input && fate != Fate::Io {
+        linger_close(io);
+    } else {
+        let _ = io.shutdown(Shutdown::Both);
+    }
+    (fate, served)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_loop<H: Handler + ?Sized>(
+    io: &dyn Transport,
+    peer: Option<SocketAddr>,
+    handler: &H,
+    cfg: &Config,
+    side: &mut ReadSide,
+    bufs: &mut ConnBuffers,
+    stopping: &AtomicBool,
+    served: &mut u64,
+) -> Fate {
+    loop {
+        let head = match read_head(io, side, &mut bufs.write, cfg, *served == 0, stopping) {
+            Ok(head) => head,
+            Err(fate) => return fate,
+        };
+        let RequestHead {
+            method,
+            uri,
+            version,
+            headers,
+            framing,
+            keep_alive,
+            expect_continue,
+        } = head;
+        side.body = match framing {
+            BodyFraming::Empty => BodyState::Done,
+            BodyFraming::Length(n) => BodyState::Length(n),
+            BodyFraming::Chunked => BodyState::Chunked(Box::new(ChunkedDecoder::new(cfg.max_head_bytes()))),
+            // Requests are never close-delimited (RFC 9112 §6.3).
+            BodyFraming::CloseDelimited => BodyState::Done,
+        };
+        side.trailers = None;
+        let keep_alive = keep_alive && cfg.keep_alive && !stopping.load(Ordering::Relaxed);
+        let cont = Continue {
+            pending: AtomicBool::new(false),
+            head_sent: AtomicBool::new(false),
+        };
+        let is_head = method == Method::HEAD;
+        bufs.headers.clear();
+        *served += 1;
+
+        let mut body = H1Body {
+            io,
+            side: &mut *side,
+            cont: &cont,
+            read_timeout: cfg.read_timeout,
+            max_buffer: cfg.max_head_bytes(),
+        };
+        let has_body = !matches!(body.side.body, BodyState::Done);
+        let request = Request::new(
+            method,
+            uri,
+            version,
+            headers,
+            peer,
+            if has_body { Body::Source(&mut body) } else { Body::Empty },
+        );
+        if expect_continue && has_body {
+            let verdict = catch_unwind(AssertUnwindSafe(|| handler.check_continue(&request)))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if verdict != StatusCode::CONTINUE {
+                drop(request);
+                log::debug!("refused an expected body with {verdict}");
+                write_error(&mut bufs.write, verdict, "");
+                return Fate::BadRequest(verdict);
+            }
+            // The 100 is written straight to the socket on the first body read; anything
+            // buffered must go out before it.
+            if !bufs.write.is_empty() {
+                if let Err(e) = io.write_all(&bufs.write) {
+                    log::debug!("write failed: {e}");
+                    return Fate::Io;
+                }
+                bufs.write.clear();
+            }
+            cont.pending.store(true, Ordering::Relaxed);
+        }
+
+        let mut sink = H1Sink {
+            io,
+            buf: &mut bufs.write,
+            headers: &mut bufs.headers,
+            version,
+            is_head,
+            keep_alive,
+            state: SinkState::Fresh,
+            trailers: None,
+            cont: &cont,
+            close: false,
+            broken: false,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            handler.handle(request, Response::new(&mut sink));
+        }));
+        drop(body);
+        if let Err(panic) = outcome {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("handler panicked: {message}");
+            if matches!(sink.state, SinkState::Fresh | SinkState::Abandoned)
+                && !cont.head_sent.load(Ordering::Relaxed)
+            {
+                sink.buf.clear();
+                write_error(sink.buf, StatusCode::INTERNAL_SERVER_ERROR, "");
+            }
+            return Fate::HandlerPanic;
+        }
+        match sink.state {
+            SinkState::Done if !sink.close => {}
+            SinkState::Done => return Fate::BodyError,
+            _ => {
+                // The handler kept the response (mem::forget, or a leak): end the exchange.
+                log::warn!("handler returned without finishing its response");
+                return Fate::BodyError;
+            }
+        }
+        if sink.broken {
+            return Fate::Io;
+        }
+        let keep_alive = sink.keep_alive;
+        if sink.buf.len() >= WRITE_BUFFER {
+            if let Err(e) = io.write_all(sink.buf) {
+                log::debug!("write failed: {e}");
+                return Fate::Io;
+            }
+            sink.buf.clear();
+        }
+        if !keep_alive {
+            return Fate::NotKeepAlive;
+        }
+        // Whatever body the handler left unread must go before the next head.
+        if !matches!(side.body, BodyState::Done) {
+            if cont.pending.load(Ordering::Relaxed) {
+                // The client still waits for our go-ahead; it may never send the body.
+                return Fate::NotKeepAlive;
+            }
+            if !drain_body(io, side, &cont, cfg) {
+                return Fate::BodyError;
+            }
+        }
+    }
+}
+
+/// Reads and discards the rest of an unread request body, up to the drain limit.
+fn drain_body(io: &dyn Transport, side: &mut ReadSide, cont: &Continue, cfg: &Config) -> bool {
+    let mut scratch = [0u8; 4096];
+    let mut drained = 0u64;
+    loop {
+        match read_body(io, side, cont, cfg.read_timeout, cfg.max_head_bytes(), &mut scratch) {
+            Ok(0) => return matches!(side.body, BodyState::Done),
+            Ok(n) => {
+                drained += n as u64;
+                if drained > cfg.drain_limit {
+                    log::debug!("unread request body over the drain limit; closing");
+                    return false;
+                }
+            }
+            Err(e) => {
+                log::debug!("draining the request body failed: {e}");
+                return false;
+            }
+        }
+    }
+}
+
+/// Reads the next request head, flushing buffered responses before blocking.
+fn read_head(
+    io: &dyn Transport,
+    side: &mut ReadSide,
+    out: &mut Vec<u8>,
+    cfg: &Config,
+    first: bool,
+    stopping: &AtomicBool,
+) -> Result<RequestHead, Fate> {
+    let mut head_started: Option<Instant> = None;
+    let mut check_from = 0usize;
+    loop {
+        if !side.rbuf.is_empty() {
+            let data = side.rbuf.data();
+            // Parsing again only helps once a new line ending has arrived.
+            let worth_parsing = data[check_from.min(data.len())..].contains(&b'\n')
+                || data.len() >= cfg.limits.max_head_bytes;
+            if worth_parsing {
+                match parse_request_head(data, &cfg.limits) {
+                    Ok(Some((head, len))) => {
+                        side.rbuf.consume(len);
+                        return Ok(head);
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        log::debug!("bad request: {err}");
+                        write_error(out, err.status(), err.reason());
+                        return Err(Fate::BadRequest(err.status()));
+                    }
+                }
+            }
+            check_from = data.len();
+            head_started.get_or_insert_with(Instant::now);
+        }
+        if !out.is_empty() {
+            if let Err(e) = io.write_all(out) {
+                log::debug!("write failed: {e}");
+                out.clear();
+                return Err(Fate::Io);
+            }
+            out.clear();
+        }
+        if side.rbuf.is_empty() && stopping.load(Ordering::Relaxed) {
+            return Err(Fate::Shutdown);
+        }
+        let timeout = match head_started {
+            Some(t0) => match cfg.head_timeout {
+                Some(limit) => Some(limit.saturating_sub(t0.elapsed()).max(Duration::from_millis(1))),
+                None => None,
+            },
+            None if first => cfg.head_timeout,
+            None => cfg.idle_timeout,
+        };
+        if let Err(e) = side.rbuf.set_timeout(io, timeout) {
+            log::debug!("setting a read timeout failed: {e}");
+            return Err(Fate::Io);
+        }
+        let before = side.rbuf.end - side.rbuf.start;
+        match side.rbuf.fill(io, cfg.limits.max_head_bytes + 1) {
+            Ok(0) => {
+                return Err(if before == 0 {
+                    Fate::PeerClosed
+                } else {
+                    log::debug!("connection closed mid-head");
+                    Fate::Io
+                })
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                if before == 0 && !first {
+                    return Err(Fate::IdleTimeout);
+                }
+                log::debug!("request head timed out");
+                if before > 0 {
+                    write_error(out, StatusCode::REQUEST_TIMEOUT, "request head timed out");
+                }
+                return Err(Fate::HeadTimeout);
+            }
+            Err(e) => {
+                log::debug!("read failed: {e}");
+                return Err(Fate::Io);
+            }
+        }
+    }
+}
+
+/// A complete error answer that closes the connection.
+fn write_error(out: &mut Vec<u8>, status: StatusCode, reason: &str) {
+    write_status_line(out, Version::HTTP_11, status);
+    with_http_date(|date| write_header(out, b"date", date));
+    out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    let body_len = if reason.is_empty() { 0 } else { reason.len() + 1 };
+    write_decimal(out, body_len as u64);
+    out.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+    if !reason.is_empty() {
+        out.extend_from_slice(reason.as_bytes());
+        out.push(b'\n');
+    }
+}
+
+/// Closes a connection whose peer may still be sending, without the reset that would
+/// destroy the answer we just sent (RFC 9112 §9.6): stop writing, read a little, close.
+fn linger_close(io: &dyn Transport) {
+    let _ = io.shutdown(Shutdown::Write);
+    let _ = io.set_read_timeout(Some(Duration::from_millis(250)));
+    let mut scratch = [0u8; 4096];
+    let mut total = 0;
+    while total < 256 * 1024 {
+        match io.read(&mut scratch) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    let _ = io.shutdown(Shutdown::Both);
+}

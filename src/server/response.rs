@@ -1,0 +1,257 @@
+//! The outgoing response, in two typestates: [`Fresh`] (head still mutable) and
+//! [`Streaming`] (head sent, body being written).
+use std::fmt;
+use std::io::{self, Write};
+use std::marker::PhantomData;
+
+use http::header::HeaderMap;
+use http::{StatusCode, Version};
+
+/// Where a response goes: an HTTP/1 connection, an HTTP/2 stream, or a test recorder.
+/// The sink chooses the framing; [`Response`] only enforces the order head → body.
+pub(crate) trait Sink: Send {
+    /// The version of the request being answered.
+    fn version(&self) -> Version;
+    /// The response header fields, still mutable.
+    fn headers(&self) -> &HeaderMap;
+    /// Mutable access to the response header fields.
+    fn headers_mut(&mut self) -> &mut HeaderMap;
+    /// Sends the head and the whole body at once; the length is known.
+    fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()>;
+    /// Sends the head of a body that will be streamed.
+    fn start(&mut self, status: StatusCode) -> io::Result<()>;
+    /// Writes body bytes after [`start`](Sink::start).
+    fn write_body(&mut self, data: &[u8]) -> io::Result<usize>;
+    /// Pushes buffered body bytes to the peer.
+    fn flush_body(&mut self) -> io::Result<()>;
+    /// Ends the body (and sends trailers if any were set).
+    fn end(&mut self) -> io::Result<()>;
+    /// The handler is unwinding: leave the exchange unfinished so the server can answer
+    /// 500 or cut the connection.
+    fn abandon(&mut self);
+    /// Sets trailer fields to send after a streamed body, where the protocol can.
+    fn set_trailers(&mut self, trailers: HeaderMap);
+}
+
+/// Marker: the response head can still be changed; nothing has been sent.
+#[derive(Debug)]
+pub enum Fresh {}
+
+/// Marker: the head has been sent; the response is now an [`io::Write`] for the body.
+#[derive(Debug)]
+pub enum Streaming {}
+
+/// The write status of a [`Response`]: [`Fresh`] or [`Streaming`]. Sealed.
+pub trait WriteStatus: private::Sealed {
+    #[doc(hidden)]
+    const STREAMING: bool;
+}
+impl WriteStatus for Fresh {
+    const STREAMING: bool = false;
+}
+impl WriteStatus for Streaming {
+    const STREAMING: bool = true;
+}
+mod private {
+    pub trait Sealed {}
+    impl Sealed for super::Fresh {}
+    impl Sealed for super::Streaming {}
+}
+
+/// The response to one request.
+///
+/// A `Response<Fresh>` has a mutable status and header fields; [`send`](Response::send)
+/// writes a whole response at once, [`start`](Response::start) sends the head and gives
+/// a `Response<Streaming>`, which is [`io::Write`] for the body. Framing
+/// (Content-Length, chunked, close-delimited, HTTP/2 DATA) is chosen by the server.
+///
+/// Dropping a `Response<Fresh>` sends it with an empty body; dropping a
+/// `Response<Streaming>` ends the body.
+///
+/// The typestate is checked at compile time: once started, the head cannot be touched.
+///
+/// ```compile_fail
+/// use spindle::server::Response;
+/// fn late_header(res: Response) {
+///     let mut res = res.start().unwrap();
+///     res.headers_mut().insert("x-late", "1".parse().unwrap()); // no such method
+/// }
+/// ```
+///
+/// ```compile_fail
+/// use spindle::server::Response;
+/// fn late_status(res: Response) {
+///     let mut res = res.start().unwrap();
+///     *res.status_mut() = spindle::http::StatusCode::NOT_FOUND; // no such method
+/// }
+/// ```
+///
+/// ```compile_fail
+/// use std::io::Write;
+/// use spindle::server::Response;
+/// fn early_body(mut res: Response) {
+///     res.write_all(b"body before head"); // Response<Fresh> is not io::Write
+/// }
+/// ```
+///
+/// Streaming a body:
+///
+/// ```no_run
+/// use std::io::Write;
+/// use spindle::server::{Request, Response, Server};
+///
+/// Server::http("127.0.0.1:0")?.handle(|_req: Request, mut res: Response| {
+///     res.headers_mut().insert("content-type", "text/plain".parse().unwrap());
+///     let mut res = match res.start() { Ok(res) => res, Err(_) => return };
+///     for i in 0..3 {
+///         writeln!(res, "line {i}").ok();
+///     }
+///     res.end().ok();
+/// })?;
+/// # Ok::<(), spindle::Error>(())
+/// ```
+pub struct Response<'a, S: WriteStatus = Fresh> {
+    status: StatusCode,
+    sink: Option<&'a mut (dyn Sink + 'a)>,
+    _status: PhantomData<S>,
+}
+
+impl<'a> Response<'a, Fresh> {
+    pub(crate) fn new(sink: &'a mut (dyn Sink + 'a)) -> Self {
+        Response {
+            status: StatusCode::OK,
+            sink: Some(sink),
+            _status: PhantomData,
+        }
+    }
+
+    /// The status that will be sent (200 unless changed).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Mutable access to the status.
+    pub fn status_mut(&mut self) -> &mut StatusCode {
+        &mut self.status
+    }
+
+    /// Sets the status, builder style.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// The response header fields.
+    pub fn headers(&self) -> &HeaderMap {
+        self.sink().headers()
+    }
+
+    /// Mutable access to the response header fields.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        self.sink_mut().headers_mut()
+    }
+
+    /// Sends the response with `body` as its whole body, setting `Content-Length`.
+    pub fn send(mut self, body: &[u8]) -> io::Result<()> {
+        let status = self.status;
+        let sink = self.sink.take().ok_or_else(finished)?;
+        sink.send_whole(status, body)
+    }
+
+    /// Sends the head and returns the response as a writer for the body.
+    ///
+    /// With no `Content-Length` set, the body goes chunked on HTTP/1.1 and
+    /// close-delimited on HTTP/1.0. With one set, writing more than it is an error and
+    /// writing fewer closes the connection.
+    pub fn start(mut self) -> io::Result<Response<'a, Streaming>> {
+        let status = self.status;
+        let sink = self.sink.take().ok_or_else(finished)?;
+        sink.start(status)?;
+        Ok(Response {
+            status,
+            sink: Some(sink),
+            _status: PhantomData,
+        })
+    }
+}
+
+impl Response<'_, Streaming> {
+    /// The status that was sent.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The header fields that were sent.
+    pub fn headers(&self) -> &HeaderMap {
+        self.sink().headers()
+    }
+
+    /// Sets trailer fields to send after the body (chunked HTTP/1.1 or HTTP/2). The
+    /// client must have said it accepts them (`TE: trailers`) for them to matter; on
+    /// HTTP/1.0 or a Content-Length body they are dropped.
+    pub fn set_trailers(&mut self, trailers: HeaderMap) {
+        self.sink_mut().set_trailers(trailers)
+    }
+
+    /// Ends the body, reporting any error in sending its last bytes.
+    pub fn end(mut self) -> io::Result<()> {
+        match self.sink.take() {
+            Some(sink) => sink.end(),
+            None => Err(finished()),
+        }
+    }
+}
+
+impl<'a, S: WriteStatus> Response<'a, S> {
+    /// The protocol version of the request being answered.
+    pub fn version(&self) -> Version {
+        self.sink().version()
+    }
+
+    fn sink(&self) -> &(dyn Sink + 'a) {
+        // The sink is only taken by methods that consume `self`.
+        self.sink.as_deref().expect("response sink present until consumed")
+    }
+
+    fn sink_mut(&mut self) -> &mut (dyn Sink + 'a) {
+        self.sink.as_deref_mut().expect("response sink present until consumed")
+    }
+}
+
+fn finished() -> io::Error {
+    io::Error::other("response already finished")
+}
+
+impl Write for Response<'_, Streaming> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sink_mut().write_body(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink_mut().flush_body()
+    }
+}
+
+impl<S: WriteStatus> Drop for Response<'_, S> {
+    fn drop(&mut self) {
+        let Some(sink) = self.sink.take() else { return };
+        if std::thread::panicking() {
+            sink.abandon();
+        } else if S::STREAMING {
+            if let Err(err) = sink.end() {
+                log::debug!("ending a dropped response failed: {err}");
+            }
+        } else if let Err(err) = sink.send_whole(self.status, b"") {
+            log::debug!("sending a dropped response failed: {err}");
+        }
+    }
+}
+
+impl<S: WriteStatus> fmt::Debug for Response<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("streaming", &S::STREAMING)
+            .finish_non_exhaustive()
+    }
+}
