@@ -27,7 +27,8 @@ fn echo(mut req: Request, mut res: Response) {
         .and_then(|t| t.get("x-checksum"))
         .map(|v| v.to_str().unwrap().to_string());
     if let Some(t) = trailer {
-        res.headers_mut().insert("x-got-trailer", t.parse().unwrap());
+        res.headers_mut()
+            .insert("x-got-trailer", t.parse().unwrap());
     }
     let mut res = res.start().unwrap();
     write!(res, "{} {} ", req.method(), req.uri()).unwrap();
@@ -44,7 +45,9 @@ fn hello_over_keep_alive() {
         assert_eq!(res.status, 200);
         assert_eq!(res.body_str(), "Hello, World!");
         assert_eq!(res.header("content-length"), Some("13"));
-        assert!(res.header("date").is_some_and(|d| d.ends_with(" GMT") && d.len() == 29));
+        assert!(res
+            .header("date")
+            .is_some_and(|d| d.ends_with(" GMT") && d.len() == 29));
         assert_eq!(res.header("connection"), None);
     }
 }
@@ -56,8 +59,11 @@ fn pipelined_requests_are_answered_in_order() {
     let mut burst = Vec::new();
     for i in 0..20 {
         burst.extend_from_slice(
-            format!("POST /{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\nbody{i}", 4 + i.to_string().len())
-                .as_bytes(),
+            format!(
+                "POST /{i} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\nbody{i}",
+                4 + i.to_string().len()
+            )
+            .as_bytes(),
         );
     }
     send(&mut r.stream, &burst);
@@ -70,7 +76,10 @@ fn pipelined_requests_are_answered_in_order() {
 #[test]
 fn connection_close_and_http10() {
     let server = serve(hello);
-    let out = exchange(server.local_addr(), b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let out = exchange(
+        server.local_addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
     assert!(out.contains("connection: close\r\n"));
     assert!(out.ends_with("Hello, World!"));
@@ -82,10 +91,16 @@ fn connection_close_and_http10() {
 
     // HTTP/1.0 with keep-alive: the connection stays open.
     let mut r = Reader::new(connect(server.local_addr()));
-    send(&mut r.stream, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
     let res = r.response(false);
     assert_eq!(res.header("connection"), Some("keep-alive"));
-    send(&mut r.stream, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
     assert_eq!(r.response(false).body_str(), "Hello, World!");
 }
 
@@ -130,7 +145,10 @@ fn response_trailers_are_sent_after_chunked_body() {
         res.set_trailers(trailers);
     });
     let mut r = Reader::new(connect(server.local_addr()));
-    send(&mut r.stream, b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
+    );
     let res = r.response(false);
     assert_eq!(res.body_str(), "data");
     assert_eq!(res.trailers, vec![("x-sum".to_string(), "7".to_string())]);
@@ -141,7 +159,10 @@ fn large_streamed_body_round_trips() {
     let server = serve(echo);
     let mut r = Reader::new(connect(server.local_addr()));
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let head = format!("PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+    let head = format!(
+        "PUT /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     let mut writer = r.stream.try_clone().unwrap();
     let sender = std::thread::spawn(move || {
         writer.write_all(head.as_bytes()).unwrap();
@@ -170,7 +191,10 @@ fn head_responses_have_no_body() {
     // A streamed HEAD answer sends neither body nor chunked framing.
     let server = serve(echo);
     let mut r = Reader::new(connect(server.local_addr()));
-    send(&mut r.stream, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     let res = r.response(true);
     assert_eq!(res.status, 200);
     assert_eq!(r.response(false).body_str(), "GET /2 ");
@@ -186,7 +210,13 @@ fn no_body_statuses() {
     });
     for status in [204u16, 304] {
         let mut r = Reader::new(connect(server.local_addr()));
-        send(&mut r.stream, format!("GET /{status} HTTP/1.1\r\nHost: x\r\n\r\nGET /200 HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        send(
+            &mut r.stream,
+            format!(
+                "GET /{status} HTTP/1.1\r\nHost: x\r\n\r\nGET /200 HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
+            .as_bytes(),
+        );
         let res = r.response(false);
         assert_eq!(res.status, status);
         assert_eq!(res.header("transfer-encoding"), None);
@@ -199,18 +229,19 @@ fn no_body_statuses() {
 
 #[test]
 fn dropped_responses_finish_sanely() {
-    let server = serve(|req: Request, res: Response| {
-        match req.path() {
-            "/fresh" => drop(res.with_status(StatusCode::ACCEPTED)),
-            _ => {
-                let mut res = res.start().unwrap();
-                res.write_all(b"partial").unwrap();
-                drop(res);
-            }
+    let server = serve(|req: Request, res: Response| match req.path() {
+        "/fresh" => drop(res.with_status(StatusCode::ACCEPTED)),
+        _ => {
+            let mut res = res.start().unwrap();
+            res.write_all(b"partial").unwrap();
+            drop(res);
         }
     });
     let mut r = Reader::new(connect(server.local_addr()));
-    send(&mut r.stream, b"GET /fresh HTTP/1.1\r\nHost: x\r\n\r\nGET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"GET /fresh HTTP/1.1\r\nHost: x\r\n\r\nGET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     let res = r.response(false);
     assert_eq!(res.status, 202);
     assert_eq!(res.header("content-length"), Some("0"));
@@ -222,7 +253,8 @@ fn dropped_responses_finish_sanely() {
 #[test]
 fn content_length_set_by_handler() {
     let server = serve(|req: Request, mut res: Response| {
-        res.headers_mut().insert(header::CONTENT_LENGTH, "5".parse().unwrap());
+        res.headers_mut()
+            .insert(header::CONTENT_LENGTH, "5".parse().unwrap());
         let mut res = res.start().unwrap();
         match req.path() {
             "/exact" => res.write_all(b"12345").unwrap(),
@@ -260,7 +292,10 @@ fn unread_body_is_drained_or_connection_closed() {
     assert_eq!(r.response(false).status, 200);
     // Over the drain limit: answered, then closed.
     let big = vec![b'z'; 5000];
-    send(&mut r.stream, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+    );
     send(&mut r.stream, &big);
     assert_eq!(r.response(false).status, 200);
     assert!(r.closed());
@@ -283,14 +318,20 @@ fn expect_100_continue() {
     }
     let server = serve(Picky);
     let mut r = Reader::new(connect(server.local_addr()));
-    send(&mut r.stream, b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
     let interim = r.response(false);
     assert_eq!(interim.status, 100);
     send(&mut r.stream, b"hello");
     assert_eq!(r.response(false).body_str(), "PUT /x hello");
 
     // Refused up front: a final status without reading the body, and close.
-    send(&mut r.stream, b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1000\r\n\r\n",
+    );
     let res = r.response(false);
     assert_eq!(res.status, 413);
     assert_eq!(res.header("connection"), Some("close"));
@@ -299,7 +340,10 @@ fn expect_100_continue() {
     // A handler that answers without reading: no 100 is sent, and the connection closes.
     let server = serve(hello);
     let mut r = Reader::new(connect(server.local_addr()));
-    send(&mut r.stream, b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    send(
+        &mut r.stream,
+        b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
     let res = r.response(false);
     assert_eq!(res.status, 200);
     assert_eq!(res.body_str(), "Hello, World!");
@@ -325,14 +369,29 @@ fn panicking_handler_gives_500_and_worker_survives() {
     );
     // More panics than workers: none of them may kill a worker.
     for _ in 0..8 {
-        let out = exchange(server.local_addr(), b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert!(out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{out}");
+        let out = exchange(
+            server.local_addr(),
+            b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        assert!(
+            out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{out}"
+        );
         assert!(out.contains("connection: close"));
     }
-    let out = exchange(server.local_addr(), b"GET /late-panic HTTP/1.1\r\nHost: x\r\n\r\n");
+    let out = exchange(
+        server.local_addr(),
+        b"GET /late-panic HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
-    assert!(!out.ends_with("0\r\n\r\n"), "a panicked body must not look complete: {out}");
-    let out = exchange(server.local_addr(), b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(
+        !out.ends_with("0\r\n\r\n"),
+        "a panicked body must not look complete: {out}"
+    );
+    let out = exchange(
+        server.local_addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(out.ends_with("fine"));
 }
 
@@ -343,12 +402,22 @@ fn status_of(out: &str) -> u16 {
 #[test]
 fn bad_input_gets_the_rfc_status_and_close() {
     let server = serve_with(
-        Server::http("127.0.0.1:0").unwrap().max_uri_len(1000).max_head_bytes(4000).max_headers(20),
+        Server::http("127.0.0.1:0")
+            .unwrap()
+            .max_uri_len(1000)
+            .max_head_bytes(4000)
+            .max_headers(20),
         hello,
     );
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(1200));
-    let big_head = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(5000));
-    let many = format!("GET / HTTP/1.1\r\nHost: x\r\n{}\r\n", "X-A: 1\r\n".repeat(30));
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(5000)
+    );
+    let many = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        "X-A: 1\r\n".repeat(30)
+    );
     let cases: Vec<(&[u8], u16)> = vec![
         (b"GET / HTTP/1.1\r\n\r\n", 400),                               // no Host
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),         // two Hosts
@@ -372,7 +441,12 @@ fn bad_input_gets_the_rfc_status_and_close() {
     ];
     for (bytes, want) in cases {
         let out = exchange(server.local_addr(), bytes);
-        assert_eq!(status_of(&out), want, "{:?} -> {out:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            status_of(&out),
+            want,
+            "{:?} -> {out:?}",
+            String::from_utf8_lossy(bytes)
+        );
         assert!(out.contains("connection: close\r\n"), "{out}");
     }
 }
@@ -380,8 +454,14 @@ fn bad_input_gets_the_rfc_status_and_close() {
 #[test]
 fn bad_chunk_sizes_give_400_and_close() {
     let server = serve(echo);
-    for body in [&b"zz\r\n"[..], b"5\r\nhelloX", b"11111111111111111\r\n", b"5\nhello\r\n0\r\n\r\n"] {
-        let mut bytes = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for body in [
+        &b"zz\r\n"[..],
+        b"5\r\nhelloX",
+        b"11111111111111111\r\n",
+        b"5\nhello\r\n0\r\n\r\n",
+    ] {
+        let mut bytes =
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         bytes.extend_from_slice(body);
         let mut stream = connect(server.local_addr());
         stream.write_all(&bytes).unwrap();
@@ -413,18 +493,27 @@ fn smuggled_request_never_reaches_the_handler() {
 #[test]
 fn options_asterisk_and_absolute_form() {
     let server = serve(|req: Request, res: Response| {
-        res.send(format!("{} {}", req.method(), req.uri()).as_bytes()).ok();
+        res.send(format!("{} {}", req.method(), req.uri()).as_bytes())
+            .ok();
     });
-    let out = exchange(server.local_addr(), b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let out = exchange(
+        server.local_addr(),
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(out.ends_with("OPTIONS *"), "{out}");
-    let out = exchange(server.local_addr(), b"GET http://example.com/p?q HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n");
+    let out = exchange(
+        server.local_addr(),
+        b"GET http://example.com/p?q HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    );
     assert!(out.ends_with("GET http://example.com/p?q"), "{out}");
 }
 
 #[test]
 fn slow_head_times_out_with_408() {
     let server = serve_with(
-        Server::http("127.0.0.1:0").unwrap().head_timeout(Some(Duration::from_millis(300))),
+        Server::http("127.0.0.1:0")
+            .unwrap()
+            .head_timeout(Some(Duration::from_millis(300))),
         hello,
     );
     let mut stream = connect(server.local_addr());
@@ -438,7 +527,9 @@ fn slow_head_times_out_with_408() {
 #[test]
 fn idle_keep_alive_connection_is_closed_after_timeout() {
     let server = serve_with(
-        Server::http("127.0.0.1:0").unwrap().idle_timeout(Some(Duration::from_millis(300))),
+        Server::http("127.0.0.1:0")
+            .unwrap()
+            .idle_timeout(Some(Duration::from_millis(300))),
         hello,
     );
     let mut r = Reader::new(connect(server.local_addr()));
@@ -451,8 +542,14 @@ fn idle_keep_alive_connection_is_closed_after_timeout() {
 
 #[test]
 fn keep_alive_can_be_disabled() {
-    let server = serve_with(Server::http("127.0.0.1:0").unwrap().keep_alive(false), hello);
-    let out = exchange(server.local_addr(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let server = serve_with(
+        Server::http("127.0.0.1:0").unwrap().keep_alive(false),
+        hello,
+    );
+    let out = exchange(
+        server.local_addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     assert_eq!(out.matches("HTTP/1.1 200").count(), 1);
     assert!(out.contains("connection: close"));
 }
@@ -474,7 +571,10 @@ fn request_accessors() {
         server.local_addr(),
         b"POST /p?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
     );
-    assert!(out.ends_with("HTTP/1.1 Some(\"application/json\") 127.0.0.1 Some(2) Some(\"x=1\")"), "{out}");
+    assert!(
+        out.ends_with("HTTP/1.1 Some(\"application/json\") 127.0.0.1 Some(2) Some(\"x=1\")"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -517,14 +617,20 @@ fn close_stops_everything_and_returns() {
     assert_eq!(r.response(false).status, 200);
     let t0 = Instant::now();
     server.close();
-    assert!(t0.elapsed() < Duration::from_secs(3), "close took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "close took {:?}",
+        t0.elapsed()
+    );
     assert!(r.closed());
-    assert!(std::net::TcpStream::connect(addr).is_err() || {
-        // The port may linger in the kernel; it must not answer.
-        let mut s = connect(addr);
-        let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        read_to_close(&mut s).is_empty()
-    });
+    assert!(
+        std::net::TcpStream::connect(addr).is_err() || {
+            // The port may linger in the kernel; it must not answer.
+            let mut s = connect(addr);
+            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            read_to_close(&mut s).is_empty()
+        }
+    );
     // join() after close() returns at once.
     server.join();
     assert_eq!(counter.load(Ordering::SeqCst), 1);

@@ -39,7 +39,10 @@ pub fn read_to_close(stream: &mut TcpStream) -> String {
             Ok(0) => break,
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("reading the response: {e} (so far: {:?})", String::from_utf8_lossy(&out)),
+            Err(e) => panic!(
+                "reading the response: {e} (so far: {:?})",
+                String::from_utf8_lossy(&out)
+            ),
         }
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -75,7 +78,10 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(stream: TcpStream) -> Self {
-        Reader { stream, buf: Vec::new() }
+        Reader {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     fn fill(&mut self) -> usize {
@@ -92,7 +98,11 @@ impl Reader {
                 self.buf.drain(..i + 2);
                 return line;
             }
-            assert!(self.fill() > 0, "connection closed mid-line: {:?}", String::from_utf8_lossy(&self.buf));
+            assert!(
+                self.fill() > 0,
+                "connection closed mid-line: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
         }
     }
 
@@ -120,14 +130,24 @@ impl Reader {
             let (k, v) = line.split_once(':').expect("field line");
             headers.push((k.to_string(), v.trim().to_string()));
         }
-        let mut res = RawResponse { status, headers, body: Vec::new(), trailers: Vec::new(), chunked: false };
+        let mut res = RawResponse {
+            status,
+            headers,
+            body: Vec::new(),
+            trailers: Vec::new(),
+            chunked: false,
+        };
         if status < 200 || status == 204 || status == 304 || head_request {
             return res;
         }
-        if res.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        if res
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
             res.chunked = true;
             loop {
-                let size = usize::from_str_radix(self.line().split(';').next().unwrap(), 16).unwrap();
+                let size =
+                    usize::from_str_radix(self.line().split(';').next().unwrap(), 16).unwrap();
                 if size == 0 {
                     loop {
                         let line = self.line();
@@ -155,7 +175,9 @@ impl Reader {
 
     /// True if the server has closed the connection (reads EOF), waiting up to 5 s.
     pub fn closed(&mut self) -> bool {
-        self.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut b = [0u8; 1];
         matches!(self.stream.read(&mut b), Ok(0) | Err(_)) && self.buf.is_empty()
     }
@@ -178,7 +200,9 @@ pub fn tool_available(name: &str) -> bool {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{name} is required in CI but is not installed");
         }
-        eprintln!("\n!!!!! SKIPPED: `{name}` is not installed; install it to run this test !!!!!\n");
+        eprintln!(
+            "\n!!!!! SKIPPED: `{name}` is not installed; install it to run this test !!!!!\n"
+        );
     }
     found
 }
