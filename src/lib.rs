@@ -28,4 +28,4 @@ pub mod server;
 pub use error::{Error, ErrorKind, Result};
 pub use http;
 pub use mime;
-pub use runtime::transport::Transport;
+

@@ -1,3 +1,6 @@
-//! The edges: transports, listeners and the threads that run connections.
-pub(crate) mod pool;
-pub mod transport;
+//! The edges: listeners, sockets, the event loops and the threads that run handlers.
+pub(crate) mod engine;
+pub(crate) mod listener;
+pub(crate) mod socket;
+pub(crate) mod sys;
+pub(crate) mod transport;

@@ -12,6 +12,19 @@ pub(crate) struct Config {
     pub write_timeout: Option<Duration>,
     pub limits: HeadLimits,
     pub drain_limit: u64,
+    pub max_connections: usize,
+    pub overload: Overload,
+}
+
+/// What the server does with new connections when every thread is busy in a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overload {
+    /// Stop accepting: new connections wait in the kernel's listen backlog until a
+    /// thread frees up (back-pressure; the default).
+    #[default]
+    Backpressure,
+    /// Accept them and answer `503 Service Unavailable` with `Retry-After`, then close.
+    Reject,
 }
 
 impl Default for Config {
@@ -24,6 +37,8 @@ impl Default for Config {
             write_timeout: Some(Duration::from_secs(30)),
             limits: HeadLimits::default(),
             drain_limit: 256 * 1024,
+            max_connections: 100_000,
+            overload: Overload::Backpressure,
         }
     }
 }

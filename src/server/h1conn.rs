@@ -26,12 +26,96 @@ const WRITE_BUFFER: usize = 16 * 1024;
 const DIRECT_READ: usize = 4 * 1024;
 const INITIAL_READ_BUFFER: usize = 8 * 1024;
 
-/// Buffers a worker thread keeps from one connection to the next.
+/// Buffers a thread keeps from one exchange to the next, whatever connection it serves.
 #[derive(Default)]
-pub(crate) struct ConnBuffers {
-    read: Vec<u8>,
+pub(crate) struct Scratch {
     write: Vec<u8>,
     headers: HeaderMap,
+}
+
+/// What the engine should do with a connection after [`serve_ready`].
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Nothing more to read now: park it until readable, or until the deadline.
+    Park(Instant),
+    /// Close it.
+    Close(Fate),
+}
+
+/// The state of one HTTP/1 connection that survives while it is parked.
+pub(crate) struct H1Conn {
+    side: ReadSide,
+    served: u64,
+    /// When the first byte of the head now arriving came in.
+    head_started: Option<Instant>,
+    accepted: Instant,
+}
+
+impl H1Conn {
+    pub fn new(accepted: Instant) -> H1Conn {
+        H1Conn {
+            side: ReadSide {
+                rbuf: ReadBuf {
+                    buf: Vec::new(),
+                    start: 0,
+                    end: 0,
+                    timeout_set: None,
+                },
+                body: BodyState::Done,
+                trailers: None,
+            },
+            served: 0,
+            head_started: None,
+            accepted,
+        }
+    }
+
+    /// Requests served so far.
+    pub fn served(&self) -> u64 {
+        self.served
+    }
+
+    /// No bytes of a next request have arrived.
+    pub fn is_idle(&self) -> bool {
+        self.side.rbuf.is_empty()
+    }
+
+    /// The connection gave its read buffer back while parked.
+    pub fn needs_buffer(&self) -> bool {
+        self.side.rbuf.buf.len() < INITIAL_READ_BUFFER
+    }
+
+    /// Hands the connection a read buffer (contents irrelevant).
+    pub fn give_buffer(&mut self, mut buf: Vec<u8>) {
+        if buf.len() < INITIAL_READ_BUFFER {
+            buf.resize(INITIAL_READ_BUFFER, 0);
+        }
+        let rbuf = &mut self.side.rbuf;
+        if rbuf.buf.len() < INITIAL_READ_BUFFER && rbuf.is_empty() {
+            rbuf.buf = buf;
+            rbuf.start = 0;
+            rbuf.end = 0;
+        }
+    }
+
+    /// Takes the read buffer back when it holds nothing, so an idle connection costs
+    /// no buffer memory.
+    pub fn take_buffer_if_idle(&mut self) -> Option<Vec<u8>> {
+        if self.side.rbuf.is_empty() && !self.side.rbuf.buf.is_empty() {
+            self.take_buffer()
+        } else {
+            None
+        }
+    }
+
+    /// Takes the read buffer (at close).
+    pub fn take_buffer(&mut self) -> Option<Vec<u8>> {
+        let rbuf = &mut self.side.rbuf;
+        rbuf.start = 0;
+        rbuf.end = 0;
+        let buf = std::mem::take(&mut rbuf.buf);
+        (!buf.is_empty() && buf.len() <= 4 * INITIAL_READ_BUFFER).then_some(buf)
+    }
 }
 
 /// Why a connection ended, for the log.
@@ -109,6 +193,15 @@ impl ReadBuf {
 
     /// Reads more bytes into the buffer, growing it up to `max` bytes.
     fn fill(&mut self, io: &dyn Transport, max: usize) -> io::Result<usize> {
+        self.fill_with(|buf| io.read(buf), max)
+    }
+
+    /// Like [`fill`](ReadBuf::fill), with the read operation given.
+    fn fill_with(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+        max: usize,
+    ) -> io::Result<usize> {
         if self.start > 0 && self.end == self.buf.len() {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -126,7 +219,7 @@ impl ReadBuf {
             self.buf.resize(grown, 0);
         }
         loop {
-            match io.read(&mut self.buf[self.end..]) {
+            match read(&mut self.buf[self.end..]) {
                 Ok(n) => {
                     self.end += n;
                     return Ok(n);
@@ -602,207 +695,234 @@ impl Sink for H1Sink<'_> {
     }
 }
 
-/// Serves requests on one connection until it closes.
-pub(crate) fn serve<H: Handler + ?Sized>(
+/// Serves every request the connection has ready, until reading would block.
+pub(crate) fn serve_ready<H: Handler + ?Sized>(
+    conn: &mut H1Conn,
     io: &dyn Transport,
     peer: Option<SocketAddr>,
     handler: &H,
     cfg: &Config,
-    bufs: &mut ConnBuffers,
+    scratch: &mut Scratch,
     stopping: &AtomicBool,
-) -> (Fate, u64) {
-    if bufs.read.len() < INITIAL_READ_BUFFER {
-        bufs.read.resize(INITIAL_READ_BUFFER, 0);
+) -> Next {
+    let side = &mut conn.side;
+    loop {
+        let head = match read_head(io, side, &mut scratch.write, cfg, &mut conn.head_started) {
+            Ok(Some(head)) => head,
+            Ok(None) => {
+                // Would block: answers go out now, then the connection parks.
+                if let Err(e) = flush(io, &mut scratch.write) {
+                    log::debug!("write failed: {e}");
+                    return Next::Close(Fate::Io);
+                }
+                if stopping.load(Ordering::Relaxed) && side.rbuf.is_empty() {
+                    return Next::Close(Fate::Shutdown);
+                }
+                let deadline = match conn.head_started {
+                    Some(t0) => cfg.head_timeout.map(|t| t0 + t),
+                    None if conn.served == 0 => cfg.head_timeout.map(|t| conn.accepted + t),
+                    None => cfg.idle_timeout.map(|t| Instant::now() + t),
+                };
+                let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                return Next::Park(deadline.unwrap_or(far));
+            }
+            Err(fate) => return Next::Close(fate),
+        };
+        conn.head_started = None;
+        conn.served += 1;
+        match exchange(io, peer, handler, cfg, side, scratch, stopping, head) {
+            Ok(()) => {}
+            Err(fate) => return Next::Close(fate),
+        }
     }
-    bufs.write.clear();
-    let mut side = ReadSide {
-        rbuf: ReadBuf {
-            buf: std::mem::take(&mut bufs.read),
-            start: 0,
-            end: 0,
-            timeout_set: None,
-        },
-        body: BodyState::Done,
-        trailers: None,
-    };
-    if let Err(e) = io.set_write_timeout(cfg.write_timeout.filter(|d| !d.is_zero())) {
-        log::debug!("setting the write timeout failed: {e}");
-    }
-    let mut served = 0u64;
-    let fate = serve_loop(
-        io,
-        peer,
-        handler,
-        cfg,
-        &mut side,
-        bufs,
-        stopping,
-        &mut served,
-    );
-    if !bufs.write.is_empty() && fate != Fate::Io {
-        let _ = io.write_all(&bufs.write);
-    }
-    bufs.write.clear();
-    let unread_input = !side.rbuf.is_empty() || !matches!(side.body, BodyState::Done);
-    bufs.read = side.rbuf.buf;
-    if unread_input && fate != Fate::Io {
-        linger_close(io);
-    } else {
-        let _ = io.shutdown(Shutdown::Both);
-    }
-    (fate, served)
 }
 
+/// Runs the handler for one request and settles the connection afterwards. `Err` means
+/// the connection must close.
 #[allow(clippy::too_many_arguments)]
-fn serve_loop<H: Handler + ?Sized>(
+fn exchange<H: Handler + ?Sized>(
     io: &dyn Transport,
     peer: Option<SocketAddr>,
     handler: &H,
     cfg: &Config,
     side: &mut ReadSide,
-    bufs: &mut ConnBuffers,
+    scratch: &mut Scratch,
     stopping: &AtomicBool,
-    served: &mut u64,
-) -> Fate {
-    loop {
-        let head = match read_head(io, side, &mut bufs.write, cfg, *served == 0, stopping) {
-            Ok(head) => head,
-            Err(fate) => return fate,
+    head: RequestHead,
+) -> Result<(), Fate> {
+    let RequestHead {
+        method,
+        uri,
+        version,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+    } = head;
+    side.body = match framing {
+        BodyFraming::Empty => BodyState::Done,
+        BodyFraming::Length(n) => BodyState::Length(n),
+        BodyFraming::Chunked => {
+            BodyState::Chunked(Box::new(ChunkedDecoder::new(cfg.max_head_bytes())))
+        }
+        // Requests are never close-delimited (RFC 9112 §6.3).
+        BodyFraming::CloseDelimited => BodyState::Done,
+    };
+    side.trailers = None;
+    let mut keep_alive = keep_alive && cfg.keep_alive;
+    if keep_alive && stopping.load(Ordering::Relaxed) {
+        // Shutting down: this is the last exchange unless the client already sent more.
+        let body_len = match framing {
+            BodyFraming::Length(n) => n,
+            _ => 0,
         };
-        let RequestHead {
-            method,
-            uri,
-            version,
-            headers,
-            framing,
-            keep_alive,
-            expect_continue,
-        } = head;
-        side.body = match framing {
-            BodyFraming::Empty => BodyState::Done,
-            BodyFraming::Length(n) => BodyState::Length(n),
-            BodyFraming::Chunked => {
-                BodyState::Chunked(Box::new(ChunkedDecoder::new(cfg.max_head_bytes())))
-            }
-            // Requests are never close-delimited (RFC 9112 §6.3).
-            BodyFraming::CloseDelimited => BodyState::Done,
-        };
-        side.trailers = None;
-        let keep_alive = keep_alive && cfg.keep_alive && !stopping.load(Ordering::Relaxed);
-        let cont = Continue {
-            pending: AtomicBool::new(false),
-            head_sent: AtomicBool::new(false),
-        };
-        let is_head = method == Method::HEAD;
-        bufs.headers.clear();
-        *served += 1;
+        keep_alive = (side.rbuf.data().len() as u64) > body_len;
+    }
+    let cont = Continue {
+        pending: AtomicBool::new(false),
+        head_sent: AtomicBool::new(false),
+    };
+    let is_head = method == Method::HEAD;
+    scratch.headers.clear();
 
-        let mut body = H1Body {
-            io,
-            side: &mut *side,
-            cont: &cont,
-            read_timeout: cfg.read_timeout,
-            max_buffer: cfg.max_head_bytes(),
-        };
-        let has_body = !matches!(body.side.body, BodyState::Done);
-        let request = Request::new(
-            method,
-            uri,
-            version,
-            headers,
-            peer,
-            if has_body {
-                Body::Source(&mut body)
-            } else {
-                Body::Empty
-            },
-        );
-        if expect_continue && has_body {
-            let verdict = catch_unwind(AssertUnwindSafe(|| handler.check_continue(&request)))
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if verdict != StatusCode::CONTINUE {
-                drop(request);
-                log::debug!("refused an expected body with {verdict}");
-                write_error(&mut bufs.write, verdict, "");
-                return Fate::BadRequest(verdict);
-            }
-            // The 100 is written straight to the socket on the first body read; anything
-            // buffered must go out before it.
-            if !bufs.write.is_empty() {
-                if let Err(e) = io.write_all(&bufs.write) {
-                    log::debug!("write failed: {e}");
-                    return Fate::Io;
-                }
-                bufs.write.clear();
-            }
-            cont.pending.store(true, Ordering::Relaxed);
+    let mut body = H1Body {
+        io,
+        side: &mut *side,
+        cont: &cont,
+        read_timeout: cfg.read_timeout,
+        max_buffer: cfg.max_head_bytes(),
+    };
+    let has_body = !matches!(body.side.body, BodyState::Done);
+    let request = Request::new(
+        method,
+        uri,
+        version,
+        headers,
+        peer,
+        if has_body {
+            Body::Source(&mut body)
+        } else {
+            Body::Empty
+        },
+    );
+    if expect_continue && has_body {
+        let verdict = catch_unwind(AssertUnwindSafe(|| handler.check_continue(&request)))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if verdict != StatusCode::CONTINUE {
+            drop(request);
+            log::debug!("refused an expected body with {verdict}");
+            write_error(&mut scratch.write, verdict, "");
+            return Err(Fate::BadRequest(verdict));
         }
+        // The 100 is written straight to the socket on the first body read; anything
+        // buffered must go out before it.
+        if let Err(e) = flush(io, &mut scratch.write) {
+            log::debug!("write failed: {e}");
+            return Err(Fate::Io);
+        }
+        cont.pending.store(true, Ordering::Relaxed);
+    }
 
-        let mut sink = H1Sink {
-            io,
-            buf: &mut bufs.write,
-            headers: &mut bufs.headers,
-            version,
-            is_head,
-            keep_alive,
-            state: SinkState::Fresh,
-            trailers: None,
-            cont: &cont,
-            close: false,
-            broken: false,
-        };
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            handler.handle(request, Response::new(&mut sink));
-        }));
-        if let Err(panic) = outcome {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            log::error!("handler panicked: {message}");
-            if matches!(sink.state, SinkState::Fresh | SinkState::Abandoned)
-                && !cont.head_sent.load(Ordering::Relaxed)
-            {
-                sink.buf.clear();
-                write_error(sink.buf, StatusCode::INTERNAL_SERVER_ERROR, "");
-            }
-            return Fate::HandlerPanic;
-        }
-        match sink.state {
-            SinkState::Done if !sink.close => {}
-            SinkState::Done => return Fate::BodyError,
-            _ => {
-                // The handler kept the response (mem::forget, or a leak): end the exchange.
-                log::warn!("handler returned without finishing its response");
-                return Fate::BodyError;
-            }
-        }
-        if sink.broken {
-            return Fate::Io;
-        }
-        let keep_alive = sink.keep_alive;
-        if sink.buf.len() >= WRITE_BUFFER {
-            if let Err(e) = io.write_all(sink.buf) {
-                log::debug!("write failed: {e}");
-                return Fate::Io;
-            }
+    let mut sink = H1Sink {
+        io,
+        buf: &mut scratch.write,
+        headers: &mut scratch.headers,
+        version,
+        is_head,
+        keep_alive,
+        state: SinkState::Fresh,
+        trailers: None,
+        cont: &cont,
+        close: false,
+        broken: false,
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        handler.handle(request, Response::new(&mut sink));
+    }));
+    if let Err(panic) = outcome {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        log::error!("handler panicked: {message}");
+        if matches!(sink.state, SinkState::Fresh | SinkState::Abandoned)
+            && !cont.head_sent.load(Ordering::Relaxed)
+        {
             sink.buf.clear();
+            write_error(sink.buf, StatusCode::INTERNAL_SERVER_ERROR, "");
         }
-        if !keep_alive {
-            return Fate::NotKeepAlive;
-        }
-        // Whatever body the handler left unread must go before the next head.
-        if !matches!(side.body, BodyState::Done) {
-            if cont.pending.load(Ordering::Relaxed) {
-                // The client still waits for our go-ahead; it may never send the body.
-                return Fate::NotKeepAlive;
-            }
-            if !drain_body(io, side, &cont, cfg) {
-                return Fate::BodyError;
-            }
+        return Err(Fate::HandlerPanic);
+    }
+    match sink.state {
+        SinkState::Done if !sink.close => {}
+        SinkState::Done => return Err(Fate::BodyError),
+        _ => {
+            // The handler kept the response (mem::forget, or a leak): end the exchange.
+            log::warn!("handler returned without finishing its response");
+            return Err(Fate::BodyError);
         }
     }
+    if sink.broken {
+        return Err(Fate::Io);
+    }
+    let keep_alive = sink.keep_alive;
+    if sink.buf.len() >= WRITE_BUFFER {
+        if let Err(e) = flush(io, sink.buf) {
+            log::debug!("write failed: {e}");
+            return Err(Fate::Io);
+        }
+    }
+    if !keep_alive {
+        return Err(Fate::NotKeepAlive);
+    }
+    // Whatever body the handler left unread must go before the next head.
+    if !matches!(side.body, BodyState::Done) {
+        if cont.pending.load(Ordering::Relaxed) {
+            // The client still waits for our go-ahead; it may never send the body.
+            return Err(Fate::NotKeepAlive);
+        }
+        if !drain_body(io, side, &cont, cfg) {
+            return Err(Fate::BodyError);
+        }
+    }
+    Ok(())
+}
+
+fn flush(io: &dyn Transport, out: &mut Vec<u8>) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let result = io.write_all(out);
+    out.clear();
+    result
+}
+
+/// Ends a connection: sends what is buffered (an error answer, say), then closes without
+/// resetting a peer that may still be sending.
+pub(crate) fn finish(conn: &mut H1Conn, io: &dyn Transport, scratch: &mut Scratch, fate: Fate) {
+    if fate != Fate::Io {
+        let _ = flush(io, &mut scratch.write);
+    }
+    scratch.write.clear();
+    let unread_input = !conn.side.rbuf.is_empty() || !matches!(conn.side.body, BodyState::Done);
+    if unread_input && fate != Fate::Io {
+        linger_close(io);
+    } else {
+        let _ = io.shutdown(Shutdown::Both);
+    }
+}
+
+/// A parked connection's deadline passed: 408 if a head was arriving, else just close.
+pub(crate) fn on_timeout(conn: &mut H1Conn, scratch: &mut Scratch) -> Fate {
+    if conn.is_idle() && conn.served > 0 {
+        return Fate::IdleTimeout;
+    }
+    if !conn.is_idle() {
+        log::debug!("request head timed out");
+        write_error(&mut scratch.write, StatusCode::REQUEST_TIMEOUT, "request head timed out");
+    }
+    Fate::HeadTimeout
 }
 
 /// Reads and discards the rest of an unread request body, up to the drain limit.
@@ -834,16 +954,15 @@ fn drain_body(io: &dyn Transport, side: &mut ReadSide, cont: &Continue, cfg: &Co
     }
 }
 
-/// Reads the next request head, flushing buffered responses before blocking.
+/// Parses the next request head from what has arrived, reading more without blocking.
+/// `Ok(None)`: reading would block.
 fn read_head(
     io: &dyn Transport,
     side: &mut ReadSide,
     out: &mut Vec<u8>,
     cfg: &Config,
-    first: bool,
-    stopping: &AtomicBool,
-) -> Result<RequestHead, Fate> {
-    let mut head_started: Option<Instant> = None;
+    head_started: &mut Option<Instant>,
+) -> Result<Option<RequestHead>, Fate> {
     let mut check_from = 0usize;
     loop {
         if !side.rbuf.is_empty() {
@@ -855,7 +974,7 @@ fn read_head(
                 match parse_request_head(data, &cfg.limits) {
                     Ok(Some((head, len))) => {
                         side.rbuf.consume(len);
-                        return Ok(head);
+                        return Ok(Some(head));
                     }
                     Ok(None) => {}
                     Err(err) => {
@@ -868,34 +987,9 @@ fn read_head(
             check_from = data.len();
             head_started.get_or_insert_with(Instant::now);
         }
-        if !out.is_empty() {
-            if let Err(e) = io.write_all(out) {
-                log::debug!("write failed: {e}");
-                out.clear();
-                return Err(Fate::Io);
-            }
-            out.clear();
-        }
-        if side.rbuf.is_empty() && stopping.load(Ordering::Relaxed) {
-            return Err(Fate::Shutdown);
-        }
-        let timeout = match head_started {
-            Some(t0) => cfg.head_timeout.map(|limit| {
-                limit
-                    .saturating_sub(t0.elapsed())
-                    .max(Duration::from_millis(1))
-            }),
-            None if first => cfg.head_timeout,
-            None => cfg.idle_timeout,
-        };
-        if let Err(e) = side.rbuf.set_timeout(io, timeout) {
-            log::debug!("setting a read timeout failed: {e}");
-            return Err(Fate::Io);
-        }
-        let before = side.rbuf.end - side.rbuf.start;
-        match side.rbuf.fill(io, cfg.limits.max_head_bytes + 1) {
+        match side.rbuf.fill_with(|buf| io.try_read(buf), cfg.limits.max_head_bytes + 1) {
             Ok(0) => {
-                return Err(if before == 0 {
+                return Err(if side.rbuf.is_empty() {
                     Fate::PeerClosed
                 } else {
                     log::debug!("connection closed mid-head");
@@ -903,21 +997,7 @@ fn read_head(
                 })
             }
             Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                if before == 0 && !first {
-                    return Err(Fate::IdleTimeout);
-                }
-                log::debug!("request head timed out");
-                if before > 0 {
-                    write_error(out, StatusCode::REQUEST_TIMEOUT, "request head timed out");
-                }
-                return Err(Fate::HeadTimeout);
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) => {
                 log::debug!("read failed: {e}");
                 return Err(Fate::Io);

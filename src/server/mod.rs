@@ -13,6 +13,17 @@
 //! listening.join();
 //! # Ok::<(), spindle::Error>(())
 //! ```
+//!
+//! # How requests are run
+//!
+//! A few event-loop threads (one per core) watch every connection with epoll. When a
+//! request arrives, the loop thread runs the handler itself, with no hand-off to another
+//! thread. If the handler blocks — reading a body that has not arrived, writing to a full
+//! socket, or waiting on anything of its own for more than about 10 ms — the loop passes
+//! to a spare thread so other connections keep being served, and the blocked thread
+//! rejoins the spares when its handler returns. Idle keep-alive connections hold no
+//! thread and no buffer. The number of threads is bounded (see
+//! [`Server::handle_threads`]).
 pub(crate) mod config;
 pub(crate) mod h1conn;
 mod handler;
@@ -20,22 +31,64 @@ mod request;
 mod response;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::time::Duration;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+pub use config::Overload;
 pub use handler::Handler;
 pub use request::Request;
 pub use response::{Fresh, Response, Streaming, WriteStatus};
+pub use crate::runtime::engine::ShutdownReport;
+pub use crate::runtime::listener::{ListenAddr, ListenOptions};
 
-use crate::runtime::pool::Pool;
+use crate::runtime::engine::{self, ConnHook, Running};
+use crate::runtime::listener::Listener;
 use crate::{Error, ErrorKind, Result};
 use config::Config;
 
+/// A connection's state, reported to the hook set with [`Server::on_connection`] (like
+/// Go's `http.ConnState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnState {
+    /// Just accepted.
+    New,
+    /// Being served: its socket became readable and a thread is working on it.
+    Active,
+    /// Parked between requests (no thread held).
+    Idle,
+    /// Closed.
+    Closed,
+}
+
+/// A connection state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnEvent {
+    /// A number unique to the connection for the server's lifetime.
+    pub id: u64,
+    /// The peer (TCP only).
+    pub peer: Option<SocketAddr>,
+    /// The state entered.
+    pub state: ConnState,
+}
+
 /// A server bound to a socket, not yet serving. Configure it, then call
 /// [`handle`](Server::handle).
-#[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    listener: Listener,
     config: Config,
+    loops: usize,
+    hook: Option<ConnHook>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listen_addr", &self.listener.listen_addr().ok())
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 impl Server {
@@ -47,25 +100,59 @@ impl Server {
     /// # Ok::<(), spindle::Error>(())
     /// ```
     pub fn http(addr: impl ToSocketAddrs) -> Result<Server> {
-        let listener = TcpListener::bind(addr)
-            .map_err(|e| Error::new(ErrorKind::Io, "binding the listener").with_source(e))?;
-        Ok(Server::from_listener(listener))
+        Server::bind(addr, ListenOptions::default())
     }
 
-    /// Serves on a listener the caller bound (socket activation, a port chosen
-    /// elsewhere).
+    /// Binds a TCP listener with options, for example SO_REUSEPORT so that several
+    /// processes share a port (or a new process starts while the old one drains).
+    ///
+    /// ```
+    /// use spindle::server::{ListenOptions, Server};
+    /// let opts = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+    /// let a = Server::bind("127.0.0.1:0", opts)?;
+    /// let b = Server::bind(a.local_addr()?, opts)?; // the same port, twice
+    /// # Ok::<(), spindle::Error>(())
+    /// ```
+    pub fn bind(addr: impl ToSocketAddrs, options: ListenOptions) -> Result<Server> {
+        let listener = Listener::bind_tcp(addr, &options)
+            .map_err(|e| Error::new(ErrorKind::Io, "binding the listener").with_source(e))?;
+        Ok(Server::with_listener(listener))
+    }
+
+    /// Serves on a TCP listener the caller bound (socket activation, a port chosen
+    /// elsewhere, a descriptor inherited from a supervisor via `FromRawFd`).
     pub fn from_listener(listener: TcpListener) -> Server {
+        Server::with_listener(Listener::Tcp(listener))
+    }
+
+    /// Binds a Unix domain socket at `path`.
+    pub fn unix(path: impl AsRef<Path>) -> Result<Server> {
+        let listener = Listener::bind_unix(path.as_ref())
+            .map_err(|e| Error::new(ErrorKind::Io, "binding the unix socket").with_source(e))?;
+        Ok(Server::with_listener(listener))
+    }
+
+    /// Serves on a Unix domain socket listener the caller bound.
+    pub fn from_unix_listener(listener: UnixListener) -> Server {
+        Server::with_listener(Listener::Unix(listener))
+    }
+
+    fn with_listener(listener: Listener) -> Server {
         Server {
             listener,
             config: Config::default(),
+            loops: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            hook: None,
         }
     }
 
-    /// The address the listener is bound to.
+    /// The TCP address the listener is bound to (an error for a Unix socket).
     pub fn local_addr(&self) -> Result<SocketAddr> {
-        self.listener
-            .local_addr()
-            .map_err(|e| Error::io("reading the local address", e))
+        match self.listener.listen_addr() {
+            Ok(ListenAddr::Tcp(addr)) => Ok(addr),
+            Ok(ListenAddr::Unix(_)) => Err(Error::new(ErrorKind::Usage, "a unix socket has no TCP address")),
+            Err(e) => Err(Error::io("reading the local address", e)),
+        }
     }
 
     /// Whether connections stay open for more requests (default: true).
@@ -75,7 +162,7 @@ impl Server {
     }
 
     /// How long a kept-alive connection may wait for its next request (default 60 s;
-    /// `None` waits forever).
+    /// `None` waits forever). A waiting connection holds no thread.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
         self
@@ -126,74 +213,147 @@ impl Server {
         self
     }
 
-    /// The worker count [`handle`](Server::handle) uses: 8 per CPU core, at least 32.
-    ///
-    /// A worker serves one connection at a time while it is open, and blocking handlers
-    /// (database calls, file reads) spend most of their time waiting, so the pool is
-    /// sized well above the core count; the idle timeout returns workers held by quiet
-    /// keep-alive clients.
-    pub fn default_threads() -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores * 8).max(32)
+    /// The most connections open at once (default 100,000); beyond it new connections
+    /// are answered 503 and closed.
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.config.max_connections = count.max(1);
+        self
     }
 
-    /// Starts serving with `handler` on [`default_threads`](Server::default_threads)
-    /// workers.
+    /// What to do with new connections while every thread is busy in a handler
+    /// (default [`Overload::Backpressure`]).
+    pub fn overload(mut self, policy: Overload) -> Self {
+        self.config.overload = policy;
+        self
+    }
+
+    /// How many event loops to run (default: the CPUs this process may use).
+    pub fn event_loops(mut self, loops: usize) -> Self {
+        self.loops = loops.max(1);
+        self
+    }
+
+    /// Calls `hook` on every connection state change (for metrics). It runs on the
+    /// server's threads, so keep it quick.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicI64, Ordering};
+    /// use std::sync::Arc;
+    /// use spindle::server::{ConnState, Server};
+    ///
+    /// let open = Arc::new(AtomicI64::new(0));
+    /// let gauge = open.clone();
+    /// let server = Server::http("127.0.0.1:0")?.on_connection(move |event| match event.state {
+    ///     ConnState::New => { gauge.fetch_add(1, Ordering::Relaxed); }
+    ///     ConnState::Closed => { gauge.fetch_sub(1, Ordering::Relaxed); }
+    ///     _ => {}
+    /// });
+    /// # Ok::<(), spindle::Error>(())
+    /// ```
+    pub fn on_connection(mut self, hook: impl Fn(&ConnEvent) + Send + Sync + 'static) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// The thread bound [`handle`](Server::handle) uses: 256.
+    ///
+    /// Threads are made on demand: one per event loop runs handlers inline, and another
+    /// is added only while a handler blocks. The bound is how many handlers may block at
+    /// once (on bodies, slow clients, databases); 256 blocked handlers cost little memory
+    /// (stacks are reserved, not committed), and past the bound the server applies its
+    /// [`Overload`] policy instead of growing.
+    pub fn default_threads() -> usize {
+        256
+    }
+
+    /// Starts serving with `handler`, with up to [`default_threads`](Server::default_threads)
+    /// threads.
     pub fn handle<H: Handler>(self, handler: H) -> Result<Listening> {
         self.handle_threads(handler, Server::default_threads())
     }
 
-    /// Starts serving with `handler` on `threads` workers.
+    /// Starts serving with `handler`, with at most `threads` threads (at least one more
+    /// than the number of event loops).
     pub fn handle_threads<H: Handler>(self, handler: H, threads: usize) -> Result<Listening> {
-        let pool = Pool::start(self.listener, handler, self.config, threads)
-            .map_err(|e| Error::io("starting the server threads", e))?;
-        Ok(Listening { pool })
+        let addr = self
+            .listener
+            .listen_addr()
+            .map_err(|e| Error::io("reading the local address", e))?;
+        let running = engine::start(self.listener, handler, self.config, self.loops, threads, self.hook)
+            .map_err(|e| Error::io("starting the server", e))?;
+        Ok(Listening { running, addr })
     }
 }
 
 /// A running server. Dropping it closes the server; keep it, and call
 /// [`join`](Listening::join) to serve until another thread calls
-/// [`close`](Listening::close).
+/// [`close`](Listening::close) or [`shutdown`](Listening::shutdown).
 pub struct Listening {
-    pool: Pool,
+    running: Running,
+    addr: ListenAddr,
 }
 
 impl Listening {
-    /// The address the server listens on.
+    /// The TCP address the server listens on (`0.0.0.0:0` for a Unix socket; see
+    /// [`listen_addr`](Listening::listen_addr)).
     pub fn local_addr(&self) -> SocketAddr {
-        self.pool.local_addr
+        match &self.addr {
+            ListenAddr::Tcp(addr) => *addr,
+            ListenAddr::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
     }
 
-    /// Blocks until the server has been closed (from another thread).
+    /// Where the server listens, TCP or Unix.
+    pub fn listen_addr(&self) -> &ListenAddr {
+        &self.addr
+    }
+
+    /// Blocks until the server has been shut down (from another thread).
     pub fn join(&self) {
-        self.pool.wait()
+        self.running.wait()
     }
 
-    /// Stops accepting at once, cuts the open connections, and returns when every
+    /// Stops at once: stops accepting, cuts open connections, and returns when every
     /// server thread has ended.
     pub fn close(&self) {
-        self.pool.close()
+        self.running.close()
     }
 
-    /// Requests answered so far (all connections that have ended).
+    /// Graceful shutdown: stops accepting at once, closes idle connections, lets
+    /// requests in flight (and requests already received behind them) finish, and at
+    /// `deadline` cuts whatever is still open. Returns how many connections finished
+    /// and how many were cut.
+    pub fn shutdown(&self, deadline: Instant) -> ShutdownReport {
+        self.running.shutdown(deadline)
+    }
+
+    /// Requests answered so far.
     pub fn served_requests(&self) -> u64 {
-        self.pool
-            .shared
+        self.running
+            .core
             .served_requests
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Connections open right now.
+    pub fn open_connections(&self) -> usize {
+        self.running.core.live_connections()
+    }
+
+    /// Server threads alive right now (event loops, blocked handlers, spares).
+    pub fn threads(&self) -> usize {
+        self.running.core.live_threads()
     }
 }
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        self.pool.close();
+        self.running.close();
     }
 }
 
 impl std::fmt::Debug for Listening {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listening")
-            .field("local_addr", &self.pool.local_addr)
-            .finish()
+        f.debug_struct("Listening").field("addr", &self.addr).finish()
     }
 }

@@ -1,0 +1,883 @@
+//! The connection engine: event loops that run handlers inline, and hand themselves to a
+//! spare thread when a handler blocks.
+//!
+//! Each [`EventLoop`] owns an epoll instance and the connections registered with it. The
+//! thread that currently runs a loop takes a readable connection, parses the request and
+//! calls the handler right there: no queue, no thread switch per request. When a handler
+//! is about to block (its body read or response write would wait, see
+//! [`release_loop_before_blocking`]) or the watchdog sees a loop stuck in user code, the
+//! loop's ownership passes to a spare thread, like Go's scheduler handing a P to another
+//! M. The blocked thread finishes its exchange, parks its connection back in the loop,
+//! and becomes a spare. The thread count is bounded; when every thread is busy a loop
+//! waits for one (back-pressure), or the watchdog answers new connections with 503.
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+
+use super::listener::Listener;
+use super::socket::{Socket, Stream};
+use super::sys::{self, Epoll};
+use super::transport::Transport;
+use crate::server::config::{Config, Overload};
+use crate::server::h1conn::{self, H1Conn, Next, Scratch};
+use crate::server::{ConnEvent, ConnState, Handler};
+
+const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// Timer granularity: deadlines are checked in steps of this size.
+const TICK: Duration = Duration::from_millis(100);
+/// How often the watchdog looks for loops stuck in user code; a loop is handed off after
+/// being stuck for one full interval.
+const WATCHDOG_INTERVAL: Duration = Duration::from_millis(10);
+/// How long a spare thread waits for work before it exits (above the minimum).
+const SPARE_LINGER: Duration = Duration::from_secs(30);
+/// Buffers kept for reuse per loop.
+const FREE_BUFFERS: usize = 64;
+
+/// A hook called on connection state changes.
+pub(crate) type ConnHook = Arc<dyn Fn(&ConnEvent) + Send + Sync>;
+
+/// "Run loop `index`, if its ownership generation is still `gen`."
+#[derive(Debug, Clone, Copy)]
+struct Assignment {
+    index: usize,
+    gen: u64,
+}
+
+/// The non-generic part of the engine, reachable from sockets through a thread-local.
+pub(crate) struct EngineCore {
+    loops: Vec<EventLoop>,
+    pub config: Arc<Config>,
+    listener: RwLock<Option<Listener>>,
+    listener_fd: RawFd,
+    /// Graceful shutdown has begun: no new connections, idle ones close.
+    pub stopping: AtomicBool,
+    /// Every thread must exit.
+    terminate: AtomicBool,
+    assign_tx: Sender<Assignment>,
+    assign_rx: Receiver<Assignment>,
+    idle_threads: AtomicUsize,
+    live_threads: AtomicUsize,
+    max_threads: usize,
+    spawner: OnceLock<Box<dyn Fn() -> io::Result<JoinHandle<()>> + Send + Sync>>,
+    joins: Mutex<Vec<JoinHandle<()>>>,
+    live_conns: AtomicUsize,
+    closed_conns: AtomicU64,
+    next_conn_id: AtomicU64,
+    pub served_requests: AtomicU64,
+    hook: Option<ConnHook>,
+    epoch: Instant,
+}
+
+/// One event loop: an epoll instance and the connections registered with it.
+struct EventLoop {
+    epoll: Epoll,
+    /// Ownership generation: the thread that runs the loop holds the current value; a
+    /// hand-off increments it.
+    gen: AtomicU64,
+    /// A thread is running the loop (not waiting for one).
+    owned: AtomicBool,
+    /// Work items processed, for the watchdog.
+    progress: AtomicU64,
+    /// The owner is inside epoll_wait (idle, not stuck).
+    waiting: AtomicBool,
+    state: Mutex<LoopState>,
+}
+
+struct LoopState {
+    slots: Vec<Slot>,
+    free_slots: Vec<usize>,
+    ready: VecDeque<u64>,
+    free_bufs: Vec<Vec<u8>>,
+    /// Timer wheel keyed by tick: (slot, connection id) entries, checked lazily.
+    timers: BTreeMap<u64, Vec<(usize, u64)>>,
+}
+
+enum Slot {
+    Free,
+    Parked(Box<Conn>),
+    /// A thread is serving the connection. `pending` records readiness that arrived
+    /// meanwhile, so parking cannot lose a wakeup.
+    Busy {
+        fd: RawFd,
+        id: u64,
+        pending: bool,
+        cut: bool,
+    },
+}
+
+/// A connection and its protocol state, owned by its slot or by the serving thread.
+pub(crate) struct Conn {
+    socket: Socket,
+    h1: H1Conn,
+    peer: Option<SocketAddr>,
+    id: u64,
+    slot: usize,
+    deadline: Instant,
+    timer_tick: Option<u64>,
+}
+
+enum Work {
+    Conn(Box<Conn>),
+    Accept,
+}
+
+struct Owner {
+    core: Arc<EngineCore>,
+    index: usize,
+    gen: u64,
+}
+
+thread_local! {
+    /// The loop this thread currently runs, if any.
+    static OWNER: RefCell<Option<Owner>> = const { RefCell::new(None) };
+}
+
+/// Called by a socket just before it blocks: if this thread runs an event loop, the loop
+/// goes to a spare thread so its other connections keep being served.
+pub(crate) fn release_loop_before_blocking() {
+    let owner = OWNER.with(|o| o.borrow_mut().take());
+    if let Some(owner) = owner {
+        owner.core.hand_off(owner.index, owner.gen);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl EngineCore {
+    fn hand_off(&self, index: usize, gen: u64) {
+        let lp = &self.loops[index];
+        if lp
+            .gen
+            .compare_exchange(gen, gen + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        lp.owned.store(false, Ordering::Release);
+        // Unbounded channel, but at most one live assignment per loop is ever useful;
+        // stale ones are skipped by their generation.
+        let _ = self.assign_tx.send(Assignment { index, gen: gen + 1 });
+        if self.idle_threads.load(Ordering::Acquire) == 0 {
+            self.spawn_thread();
+        }
+    }
+
+    /// Starts another engine thread, unless the bound is reached.
+    fn spawn_thread(&self) {
+        let mut live = self.live_threads.load(Ordering::Acquire);
+        loop {
+            if live >= self.max_threads {
+                log::debug!("all {live} server threads are busy; loops wait for one");
+                return;
+            }
+            match self.live_threads.compare_exchange(live, live + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => live = now,
+            }
+        }
+        let Some(spawn) = self.spawner.get() else { return };
+        match spawn() {
+            Ok(handle) => {
+                let mut joins = lock(&self.joins);
+                joins.retain(|h| !h.is_finished());
+                joins.push(handle);
+            }
+            Err(e) => {
+                self.live_threads.fetch_sub(1, Ordering::AcqRel);
+                log::error!("spawning a server thread failed: {e}");
+            }
+        }
+    }
+
+    fn emit(&self, conn: &Conn, state: ConnState) {
+        if let Some(hook) = &self.hook {
+            hook(&ConnEvent {
+                id: conn.id,
+                peer: conn.peer,
+                state,
+            });
+        }
+    }
+
+    fn tick_of(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.epoch);
+        (since.as_nanos() / TICK.as_nanos()) as u64 + 1
+    }
+
+    /// Connections currently open.
+    pub fn live_connections(&self) -> usize {
+        self.live_conns.load(Ordering::Acquire)
+    }
+
+    /// Threads currently alive (loop owners, blocked handlers, spares).
+    pub fn live_threads(&self) -> usize {
+        self.live_threads.load(Ordering::Acquire)
+    }
+}
+
+impl LoopState {
+    fn next_work(&mut self) -> Option<Work> {
+        while let Some(token) = self.ready.pop_front() {
+            if token == LISTENER_TOKEN {
+                return Some(Work::Accept);
+            }
+            let index = token as usize;
+            let Some(slot) = self.slots.get_mut(index) else { continue };
+            match slot {
+                Slot::Parked(_) => {
+                    let Slot::Parked(mut conn) = std::mem::replace(slot, Slot::Free) else {
+                        unreachable!("matched Parked above")
+                    };
+                    *slot = Slot::Busy {
+                        fd: conn.socket.raw_fd(),
+                        id: conn.id,
+                        pending: false,
+                        cut: false,
+                    };
+                    if conn.h1.needs_buffer() {
+                        conn.h1.give_buffer(self.free_bufs.pop().unwrap_or_default());
+                    }
+                    return Some(Work::Conn(conn));
+                }
+                Slot::Busy { pending, .. } => *pending = true,
+                Slot::Free => {}
+            }
+        }
+        None
+    }
+
+    fn insert_busy(&mut self, fd: RawFd, id: u64) -> usize {
+        let busy = Slot::Busy {
+            fd,
+            id,
+            pending: false,
+            cut: false,
+        };
+        match self.free_slots.pop() {
+            Some(i) => {
+                self.slots[i] = busy;
+                i
+            }
+            None => {
+                self.slots.push(busy);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn free(&mut self, index: usize) {
+        self.slots[index] = Slot::Free;
+        self.free_slots.push(index);
+    }
+
+    fn recycle(&mut self, buf: Option<Vec<u8>>) {
+        if let Some(buf) = buf {
+            if self.free_bufs.len() < FREE_BUFFERS {
+                self.free_bufs.push(buf);
+            }
+        }
+    }
+
+    fn schedule(&mut self, conn: &mut Conn, tick: u64) {
+        // One entry per connection suffices while its deadline only moves later: the
+        // entry fires, sees the later deadline and moves itself.
+        if conn.timer_tick.is_none_or(|queued| tick < queued) {
+            self.timers.entry(tick).or_default().push((conn.slot, conn.id));
+            conn.timer_tick = Some(tick);
+        }
+    }
+}
+
+/// The engine for one handler type: the core plus the handler.
+pub(crate) struct Engine<H> {
+    pub core: Arc<EngineCore>,
+    handler: H,
+}
+
+/// A running engine, as seen by [`crate::server::Listening`].
+pub(crate) struct Running {
+    pub core: Arc<EngineCore>,
+    watchdog: Mutex<Option<JoinHandle<()>>>,
+    done: Mutex<Option<ShutdownReport>>,
+    done_cv: std::sync::Condvar,
+}
+
+/// What a graceful shutdown achieved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Connections that ended cleanly after shutdown began (idle ones closed at once,
+    /// busy ones after their last response).
+    pub finished: usize,
+    /// Connections still busy at the deadline, closed mid-exchange.
+    pub cut: usize,
+}
+
+pub(crate) fn start<H: Handler>(
+    listener: Listener,
+    handler: H,
+    config: Config,
+    loops: usize,
+    max_threads: usize,
+    hook: Option<ConnHook>,
+) -> io::Result<Running> {
+    listener.set_nonblocking()?;
+    let loops = loops.max(1);
+    let max_threads = max_threads.max(loops + 1);
+    let listener_fd = listener.raw_fd();
+    let mut event_loops = Vec::with_capacity(loops);
+    for _ in 0..loops {
+        let epoll = Epoll::new()?;
+        epoll.add_listener(listener_fd, LISTENER_TOKEN)?;
+        event_loops.push(EventLoop {
+            epoll,
+            gen: AtomicU64::new(0),
+            owned: AtomicBool::new(false),
+            progress: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
+            state: Mutex::new(LoopState {
+                slots: Vec::new(),
+                free_slots: Vec::new(),
+                ready: VecDeque::new(),
+                free_bufs: Vec::new(),
+                timers: BTreeMap::new(),
+            }),
+        });
+    }
+    let (assign_tx, assign_rx) = unbounded();
+    let core = Arc::new(EngineCore {
+        loops: event_loops,
+        config: Arc::new(config),
+        listener: RwLock::new(Some(listener)),
+        listener_fd,
+        stopping: AtomicBool::new(false),
+        terminate: AtomicBool::new(false),
+        assign_tx,
+        assign_rx,
+        idle_threads: AtomicUsize::new(0),
+        live_threads: AtomicUsize::new(0),
+        max_threads,
+        spawner: OnceLock::new(),
+        joins: Mutex::new(Vec::new()),
+        live_conns: AtomicUsize::new(0),
+        closed_conns: AtomicU64::new(0),
+        next_conn_id: AtomicU64::new(1),
+        served_requests: AtomicU64::new(0),
+        hook,
+        epoch: Instant::now(),
+    });
+    let engine = Arc::new(Engine {
+        core: core.clone(),
+        handler,
+    });
+    let weak: Weak<Engine<H>> = Arc::downgrade(&engine);
+    let spawner = move || -> io::Result<JoinHandle<()>> {
+        let engine = weak
+            .upgrade()
+            .ok_or_else(|| io::Error::other("server is gone"))?;
+        thread::Builder::new()
+            .name("spindle".into())
+            .spawn(move || thread_main(engine))
+    };
+    let _ = core.spawner.set(Box::new(spawner));
+    // One thread per loop, plus one spare so the first hand-off needs no spawn.
+    for index in 0..loops {
+        core.loops[index].owned.store(true, Ordering::Release);
+        let _ = core.assign_tx.send(Assignment { index, gen: 0 });
+    }
+    for _ in 0..loops + 1 {
+        core.spawn_thread();
+    }
+    let watchdog_core = core.clone();
+    let watchdog = thread::Builder::new()
+        .name("spindle-watchdog".into())
+        .spawn(move || watchdog(&watchdog_core))?;
+    // The engine is kept alive by its threads; the handle holds only the core.
+    drop(engine);
+    Ok(Running {
+        core,
+        watchdog: Mutex::new(Some(watchdog)),
+        done: Mutex::new(None),
+        done_cv: std::sync::Condvar::new(),
+    })
+}
+
+fn thread_main<H: Handler>(engine: Arc<Engine<H>>) {
+    let core = engine.core.clone();
+    let mut scratch = Scratch::default();
+    loop {
+        core.idle_threads.fetch_add(1, Ordering::AcqRel);
+        let got = core.assign_rx.recv_timeout(SPARE_LINGER);
+        core.idle_threads.fetch_sub(1, Ordering::AcqRel);
+        if core.terminate.load(Ordering::Acquire) {
+            break;
+        }
+        match got {
+            Ok(a) => {
+                let lp = &core.loops[a.index];
+                if lp.gen.load(Ordering::Acquire) == a.gen {
+                    engine.run_loop(a, &mut scratch);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Shrink back towards one thread per loop plus a spare.
+                let floor = core.loops.len() + 1;
+                let live = core.live_threads.load(Ordering::Acquire);
+                if live > floor
+                    && core
+                        .live_threads
+                        .compare_exchange(live, live - 1, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    core.live_threads.fetch_sub(1, Ordering::AcqRel);
+}
+
+impl<H: Handler> Engine<H> {
+    fn run_loop(&self, a: Assignment, scratch: &mut Scratch) {
+        let core = &self.core;
+        let lp = &core.loops[a.index];
+        lp.owned.store(true, Ordering::Release);
+        OWNER.with(|o| {
+            *o.borrow_mut() = Some(Owner {
+                core: core.clone(),
+                index: a.index,
+                gen: a.gen,
+            })
+        });
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        let mut tokens = Vec::with_capacity(256);
+        while lp.gen.load(Ordering::Acquire) == a.gen && !core.terminate.load(Ordering::Acquire) {
+            let work = lock(&lp.state).next_work();
+            match work {
+                Some(Work::Conn(conn)) => self.serve(lp, conn, scratch),
+                Some(Work::Accept) => self.accept_ready(lp, a, scratch),
+                None => {
+                    let timeout = self.run_timers(lp, scratch);
+                    if lp.gen.load(Ordering::Acquire) != a.gen {
+                        break;
+                    }
+                    lp.waiting.store(true, Ordering::Release);
+                    let waited = lp.epoll.wait(&mut events, &mut tokens, timeout);
+                    lp.waiting.store(false, Ordering::Release);
+                    if let Err(e) = waited {
+                        log::error!("epoll_wait failed: {e}");
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    if !tokens.is_empty() {
+                        lock(&lp.state).ready.extend(tokens.drain(..));
+                    }
+                }
+            }
+            lp.progress.fetch_add(1, Ordering::Relaxed);
+        }
+        // Either another thread took the loop over, or the server is ending.
+        OWNER.with(|o| o.borrow_mut().take());
+    }
+
+    /// Serves a connection until it would block, then parks or closes it.
+    fn serve(&self, lp: &EventLoop, mut conn: Box<Conn>, scratch: &mut Scratch) {
+        let core = &self.core;
+        loop {
+            core.emit(&conn, ConnState::Active);
+            let before = conn.h1.served();
+            let next = h1conn::serve_ready(
+                &mut conn.h1,
+                &conn.socket,
+                conn.peer,
+                &self.handler,
+                &core.config,
+                scratch,
+                &core.stopping,
+            );
+            core.served_requests
+                .fetch_add(conn.h1.served() - before, Ordering::Relaxed);
+            match next {
+                Next::Park(deadline) => {
+                    if core.stopping.load(Ordering::Acquire) && conn.h1.is_idle() {
+                        self.close(lp, conn, h1conn::Fate::Shutdown, scratch);
+                        return;
+                    }
+                    let mut st = lock(&lp.state);
+                    if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
+                        if *cut {
+                            drop(st);
+                            self.close(lp, conn, h1conn::Fate::Shutdown, scratch);
+                            return;
+                        }
+                        if *pending {
+                            // Bytes arrived while we were busy; their edge is spent.
+                            *pending = false;
+                            continue;
+                        }
+                    }
+                    core.emit(&conn, ConnState::Idle);
+                    conn.deadline = deadline;
+                    let tick = core.tick_of(deadline);
+                    st.schedule(&mut conn, tick);
+                    let buf = conn.h1.take_buffer_if_idle();
+                    st.recycle(buf);
+                    let slot = conn.slot;
+                    st.slots[slot] = Slot::Parked(conn);
+                    return;
+                }
+                Next::Close(fate) => {
+                    self.close(lp, conn, fate, scratch);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close(&self, lp: &EventLoop, mut conn: Box<Conn>, fate: h1conn::Fate, scratch: &mut Scratch) {
+        h1conn::finish(&mut conn.h1, &conn.socket, scratch, fate);
+        log::debug!(
+            "connection {} from {:?} ended after {} requests: {fate:?}",
+            conn.id,
+            conn.peer,
+            conn.h1.served()
+        );
+        {
+            let mut st = lock(&lp.state);
+            st.free(conn.slot);
+            let buf = conn.h1.take_buffer();
+            st.recycle(buf);
+        }
+        self.core.emit(&conn, ConnState::Closed);
+        // The descriptor closes only after its slot is free (see `cut_busy`).
+        drop(conn);
+        self.core.live_conns.fetch_sub(1, Ordering::AcqRel);
+        self.core.closed_conns.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn accept_ready(&self, lp: &EventLoop, a: Assignment, scratch: &mut Scratch) {
+        let core = &self.core;
+        loop {
+            let accepted = {
+                let guard = core.listener.read().unwrap_or_else(|p| p.into_inner());
+                match guard.as_ref() {
+                    Some(listener) => listener.accept(),
+                    None => return,
+                }
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => continue,
+                Err(e) => {
+                    // Out of descriptors or memory: the listener stays readable, so
+                    // pause instead of spinning; open connections keep being served.
+                    log::warn!("accept failed: {e}");
+                    thread::sleep(Duration::from_millis(5));
+                    return;
+                }
+            };
+            if core.stopping.load(Ordering::Acquire) {
+                continue;
+            }
+            if core.live_conns.load(Ordering::Acquire) >= core.config.max_connections {
+                log::warn!("connection limit {} reached; refusing {peer:?}", core.config.max_connections);
+                reject_overloaded(stream);
+                continue;
+            }
+            if let Err(e) = stream.set_nonblocking() {
+                log::debug!("configuring an accepted socket failed: {e}");
+                continue;
+            }
+            let socket = Socket::new(stream);
+            let _ = socket.set_write_timeout(core.config.write_timeout);
+            let fd = socket.raw_fd();
+            let id = core.next_conn_id.fetch_add(1, Ordering::Relaxed);
+            let (slot, buf) = {
+                let mut st = lock(&lp.state);
+                (st.insert_busy(fd, id), st.free_bufs.pop().unwrap_or_default())
+            };
+            let mut h1 = H1Conn::new(Instant::now());
+            h1.give_buffer(buf);
+            let conn = Box::new(Conn {
+                socket,
+                h1,
+                peer,
+                id,
+                slot,
+                deadline: Instant::now(),
+                timer_tick: None,
+            });
+            core.live_conns.fetch_add(1, Ordering::AcqRel);
+            core.emit(&conn, ConnState::New);
+            if let Err(e) = lp.epoll.add(fd, slot as u64) {
+                log::warn!("registering a connection failed: {e}");
+                self.close(lp, conn, h1conn::Fate::Io, scratch);
+                continue;
+            }
+            // The request usually arrives with the connection: serve it now.
+            self.serve(lp, conn, scratch);
+            if lp.gen.load(Ordering::Acquire) != a.gen {
+                // Lost the loop while serving; the new owner sees the listener again.
+                return;
+            }
+        }
+    }
+
+    /// Expires parked connections whose deadline passed; returns how long the loop may
+    /// sleep before the next timer.
+    fn run_timers(&self, lp: &EventLoop, scratch: &mut Scratch) -> Option<Duration> {
+        let core = &self.core;
+        let now = Instant::now();
+        let now_tick = core.tick_of(now);
+        let mut expired = Vec::new();
+        let next = {
+            let mut st = lock(&lp.state);
+            while let Some(entry) = st.timers.first_entry() {
+                if *entry.key() > now_tick {
+                    break;
+                }
+                let due = entry.remove();
+                for (index, id) in due {
+                    let requeue = match st.slots.get_mut(index) {
+                        Some(Slot::Parked(conn)) if conn.id == id => {
+                            if conn.deadline <= now {
+                                let fd = conn.socket.raw_fd();
+                                let Slot::Parked(conn) = std::mem::replace(
+                                    &mut st.slots[index],
+                                    Slot::Busy { fd, id, pending: false, cut: false },
+                                ) else {
+                                    unreachable!("matched Parked above")
+                                };
+                                expired.push(conn);
+                                None
+                            } else {
+                                conn.timer_tick = None;
+                                Some(core.tick_of(conn.deadline))
+                            }
+                        }
+                        // Busy: look again shortly; the connection re-arms when it parks.
+                        Some(Slot::Busy { id: busy_id, .. }) if *busy_id == id => Some(now_tick + 10),
+                        _ => None,
+                    };
+                    if let Some(tick) = requeue {
+                        if let Some(Slot::Parked(conn)) = st.slots.get_mut(index) {
+                            conn.timer_tick = Some(tick);
+                        }
+                        st.timers.entry(tick).or_default().push((index, id));
+                    }
+                }
+            }
+            st.timers.first_key_value().map(|(tick, _)| *tick)
+        };
+        for mut conn in expired {
+            let fate = h1conn::on_timeout(&mut conn.h1, scratch);
+            self.close(lp, conn, fate, scratch);
+        }
+        next.map(|tick| {
+            let at = core.epoch + TICK * (tick as u32);
+            at.saturating_duration_since(Instant::now())
+        })
+    }
+}
+
+/// Answers a connection the server has no room for, without reading its request.
+fn reject_overloaded(stream: Stream) {
+    stream.answer_and_close(
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 18\r\n\
+          retry-after: 1\r\nconnection: close\r\n\r\nserver overloaded\n",
+    );
+}
+
+fn watchdog(core: &EngineCore) {
+    let mut last: Vec<(u64, u64)> = vec![(0, 0); core.loops.len()];
+    while !core.terminate.load(Ordering::Acquire) {
+        thread::sleep(WATCHDOG_INTERVAL);
+        let mut starved = false;
+        for (index, lp) in core.loops.iter().enumerate() {
+            let progress = lp.progress.load(Ordering::Relaxed);
+            let gen = lp.gen.load(Ordering::Acquire);
+            let owned = lp.owned.load(Ordering::Acquire);
+            let stuck = owned && !lp.waiting.load(Ordering::Acquire) && last[index] == (progress, gen);
+            if stuck {
+                log::debug!("event loop {index} stuck in a handler; handing it to another thread");
+                core.hand_off(index, gen);
+            }
+            if !owned && core.idle_threads.load(Ordering::Acquire) == 0 {
+                starved = true;
+            }
+            last[index] = (progress, lp.gen.load(Ordering::Acquire));
+        }
+        if starved && core.config.overload == Overload::Reject && !core.stopping.load(Ordering::Acquire) {
+            // Every thread is busy and a loop waits for one: answer new connections
+            // from here rather than leave them in the backlog.
+            let guard = core.listener.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(listener) = guard.as_ref() {
+                for _ in 0..1024 {
+                    match listener.accept() {
+                        Ok((stream, peer)) => {
+                            log::warn!("overloaded: answering {peer:?} with 503");
+                            reject_overloaded(stream);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Running {
+    /// Graceful shutdown; see [`crate::server::Listening::shutdown`].
+    pub fn shutdown(&self, deadline: Instant) -> ShutdownReport {
+        if let Some(report) = *lock(&self.done) {
+            return report;
+        }
+        let core = &self.core;
+        let closed_before = core.closed_conns.load(Ordering::Acquire);
+        core.stopping.store(true, Ordering::Release);
+        // Stop accepting: out of every epoll set, then closed, freeing the port.
+        let listener = core
+            .listener
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for lp in &core.loops {
+            lp.epoll.delete(core.listener_fd);
+        }
+        drop(listener);
+        // Idle connections close at once.
+        let mut scratch = Scratch::default();
+        for lp in &core.loops {
+            let idle: Vec<Box<Conn>> = {
+                let mut st = lock(&lp.state);
+                let mut idle = Vec::new();
+                for index in 0..st.slots.len() {
+                    if matches!(&st.slots[index], Slot::Parked(c) if c.h1.is_idle()) {
+                        if let Slot::Parked(conn) = std::mem::replace(&mut st.slots[index], Slot::Free) {
+                            st.free_slots.push(index);
+                            idle.push(conn);
+                        }
+                    }
+                }
+                idle
+            };
+            for mut conn in idle {
+                h1conn::finish(&mut conn.h1, &conn.socket, &mut scratch, h1conn::Fate::Shutdown);
+                core.emit(&conn, ConnState::Closed);
+                drop(conn);
+                core.live_conns.fetch_sub(1, Ordering::AcqRel);
+                core.closed_conns.fetch_add(1, Ordering::AcqRel);
+            }
+            lp.epoll.wake();
+        }
+        // In-flight exchanges finish; their connections close as they go quiet.
+        while core.live_conns.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let finished_before_cut = core.closed_conns.load(Ordering::Acquire) - closed_before;
+        let cut = self.cut_remaining();
+        let report = ShutdownReport {
+            finished: finished_before_cut as usize,
+            cut,
+        };
+        self.stop_threads(deadline.max(Instant::now()) + Duration::from_secs(1));
+        *lock(&self.done) = Some(report);
+        self.done_cv.notify_all();
+        report
+    }
+
+    /// Closes every connection still open: parked ones directly, busy ones by shutting
+    /// their socket down so the serving thread's I/O fails and it lets go.
+    fn cut_remaining(&self) -> usize {
+        let core = &self.core;
+        let mut cut = 0;
+        for lp in &core.loops {
+            let parked: Vec<Box<Conn>> = {
+                let mut st = lock(&lp.state);
+                let mut parked = Vec::new();
+                for index in 0..st.slots.len() {
+                    match &mut st.slots[index] {
+                        Slot::Busy { fd, cut: was_cut, .. } if !*was_cut => {
+                            // Safe against descriptor reuse: a busy connection's
+                            // descriptor closes only after its slot is freed, which
+                            // needs this lock.
+                            if *fd >= 0 {
+                                sys::shutdown_fd(*fd);
+                            }
+                            *was_cut = true;
+                            cut += 1;
+                        }
+                        Slot::Parked(_) => {
+                            if let Slot::Parked(conn) = std::mem::replace(&mut st.slots[index], Slot::Free) {
+                                st.free_slots.push(index);
+                                parked.push(conn);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                parked
+            };
+            for conn in parked {
+                cut += 1;
+                self.core.emit(&conn, ConnState::Closed);
+                drop(conn);
+                core.live_conns.fetch_sub(1, Ordering::AcqRel);
+                core.closed_conns.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        cut
+    }
+
+    /// Ends the engine threads, waiting for them until `until`.
+    fn stop_threads(&self, until: Instant) {
+        let core = &self.core;
+        core.terminate.store(true, Ordering::Release);
+        for lp in &core.loops {
+            lp.epoll.wake();
+        }
+        let live = core.live_threads.load(Ordering::Acquire);
+        for _ in 0..live + 1 {
+            let _ = core.assign_tx.send(Assignment { index: 0, gen: u64::MAX });
+        }
+        if let Some(w) = lock(&self.watchdog).take() {
+            let _ = w.join();
+        }
+        while core.live_threads.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            thread::sleep(Duration::from_millis(2));
+        }
+        let joins: Vec<JoinHandle<()>> = lock(&core.joins).drain(..).collect();
+        for j in joins {
+            if j.is_finished() || core.live_threads.load(Ordering::Acquire) == 0 {
+                let _ = j.join();
+            }
+        }
+    }
+
+    /// Stops at once and waits for every thread to end.
+    pub fn close(&self) {
+        self.shutdown(Instant::now());
+        let core = &self.core;
+        while core.live_threads.load(Ordering::Acquire) > 0 {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Blocks until a shutdown has completed.
+    pub fn wait(&self) {
+        let mut done = lock(&self.done);
+        while done.is_none() {
+            done = self.done_cv.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
