@@ -138,6 +138,17 @@ impl Encoder {
         }
     }
 
+    /// An encoder whose table starts at `max` bytes, for a peer whose
+    /// SETTINGS_HEADER_TABLE_SIZE is known to be `max` before the first block (no size
+    /// update is sent for it).
+    pub fn with_max_table_size(max: usize) -> Encoder {
+        Encoder {
+            capacity: max,
+            preferred_max: max,
+            ..Encoder::new()
+        }
+    }
+
     /// Set when string literals are Huffman-coded.
     pub fn set_huffman(&mut self, p: HuffmanPolicy) {
         self.huffman = p;
