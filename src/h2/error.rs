@@ -284,7 +284,9 @@ impl H2Error {
 impl fmt::Display for H2Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.scope {
-            Scope::Connection => write!(f, "connection error {}: {:?}", self.reason, self.violation),
+            Scope::Connection => {
+                write!(f, "connection error {}: {:?}", self.reason, self.violation)
+            }
             Scope::Stream(id) => write!(
                 f,
                 "stream error {} on stream {}: {:?}",

@@ -12,7 +12,7 @@
 //! assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), Sniff::NotH2);
 //! ```
 use super::error::{H2Error, Violation};
-use super::frame::{Decoded, DecodeError, Frame, FrameDecoder, Settings, HEAD_LEN};
+use super::frame::{DecodeError, Decoded, Frame, FrameDecoder, Settings, HEAD_LEN};
 use super::Reason;
 
 /// The client connection preface magic: `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`.

@@ -14,10 +14,7 @@ pub struct Continuation<'a> {
 }
 
 impl<'a> Continuation<'a> {
-    pub(crate) fn decode(
-        head: &FrameHead,
-        payload: &'a [u8],
-    ) -> Result<Continuation<'a>, H2Error> {
+    pub(crate) fn decode(head: &FrameHead, payload: &'a [u8]) -> Result<Continuation<'a>, H2Error> {
         require_stream(head)?;
         Ok(Continuation {
             stream_id: head.stream_id,

@@ -18,15 +18,15 @@ pub struct PushPromise<'a> {
 }
 
 impl<'a> PushPromise<'a> {
-    pub(crate) fn decode(
-        head: &FrameHead,
-        payload: &'a [u8],
-    ) -> Result<PushPromise<'a>, H2Error> {
+    pub(crate) fn decode(head: &FrameHead, payload: &'a [u8]) -> Result<PushPromise<'a>, H2Error> {
         require_stream(head)?;
         let (rest, pad_len) = strip_padding(head, payload, 4)?;
         let promised_id = StreamId::new(read_u32(rest));
         if promised_id.is_zero() {
-            return Err(conn_err(Reason::ProtocolError, Violation::InvalidPromisedId));
+            return Err(conn_err(
+                Reason::ProtocolError,
+                Violation::InvalidPromisedId,
+            ));
         }
         Ok(PushPromise {
             stream_id: head.stream_id,

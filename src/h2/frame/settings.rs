@@ -120,21 +120,31 @@ impl<'a> Settings<'a> {
     /// The settings in the order received. Unknown identifiers are included as
     /// [`SettingId::Unknown`]; a receiver ignores them.
     pub fn iter(&self) -> SettingsIter<'a> {
-        SettingsIter {
-            rest: self.payload,
-        }
+        SettingsIter { rest: self.payload }
     }
 
     /// Append this frame to `dst`.
     pub fn encode(&self, dst: &mut Vec<u8>) {
         let fl = if self.ack { flags::ACK } else { 0 };
-        write_head(dst, self.payload.len(), FrameType::Settings, fl, StreamId::ZERO);
+        write_head(
+            dst,
+            self.payload.len(),
+            FrameType::Settings,
+            fl,
+            StreamId::ZERO,
+        );
         dst.extend_from_slice(self.payload);
     }
 
     /// Append a SETTINGS frame (without ACK) carrying `values` to `dst`.
     pub fn encode_values(values: &[(SettingId, u32)], dst: &mut Vec<u8>) {
-        write_head(dst, values.len() * 6, FrameType::Settings, 0, StreamId::ZERO);
+        write_head(
+            dst,
+            values.len() * 6,
+            FrameType::Settings,
+            0,
+            StreamId::ZERO,
+        );
         for &(id, v) in values {
             dst.extend_from_slice(&u16::from(id).to_be_bytes());
             dst.extend_from_slice(&v.to_be_bytes());
@@ -145,15 +155,19 @@ impl<'a> Settings<'a> {
 /// Check one setting value against RFC 9113 §6.5.2.
 pub(crate) fn validate(id: SettingId, v: u32) -> Result<(), H2Error> {
     match id {
-        SettingId::EnablePush if v > 1 => {
-            Err(conn_err(Reason::ProtocolError, Violation::InvalidEnablePush))
-        }
+        SettingId::EnablePush if v > 1 => Err(conn_err(
+            Reason::ProtocolError,
+            Violation::InvalidEnablePush,
+        )),
         SettingId::InitialWindowSize if v > MAX_WINDOW_SIZE => Err(conn_err(
             Reason::FlowControlError,
             Violation::InvalidInitialWindowSize,
         )),
         SettingId::MaxFrameSize if !(DEFAULT_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&v) => {
-            Err(conn_err(Reason::ProtocolError, Violation::InvalidMaxFrameSize))
+            Err(conn_err(
+                Reason::ProtocolError,
+                Violation::InvalidMaxFrameSize,
+            ))
         }
         SettingId::EnableConnectProtocol | SettingId::NoRfc7540Priorities if v > 1 => Err(
             conn_err(Reason::ProtocolError, Violation::InvalidBooleanSetting),

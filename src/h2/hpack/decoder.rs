@@ -378,7 +378,9 @@ impl Decoder {
                         continue;
                     }
                 };
-                if emitting && (name.len() > self.max_string_len || value.len() > self.max_string_len) {
+                if emitting
+                    && (name.len() > self.max_string_len || value.len() > self.max_string_len)
+                {
                     over = Some(DecoderError::StringTooLong);
                 }
                 list_size = list_size.saturating_add(name.len() + value.len() + ENTRY_OVERHEAD);

@@ -70,67 +70,250 @@ use http::{HeaderName, HeaderValue};
 
 /// The static table as decoded fields, index 1 at position 0.
 pub(crate) static STATIC_FIELDS: [(Name, Value); 61] = [
-    (Name::Pseudo(Pseudo::Authority), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Pseudo(Pseudo::Method), Value::Valid(HeaderValue::from_static("GET"))),
-    (Name::Pseudo(Pseudo::Method), Value::Valid(HeaderValue::from_static("POST"))),
-    (Name::Pseudo(Pseudo::Path), Value::Valid(HeaderValue::from_static("/"))),
-    (Name::Pseudo(Pseudo::Path), Value::Valid(HeaderValue::from_static("/index.html"))),
-    (Name::Pseudo(Pseudo::Scheme), Value::Valid(HeaderValue::from_static("http"))),
-    (Name::Pseudo(Pseudo::Scheme), Value::Valid(HeaderValue::from_static("https"))),
-    (Name::Pseudo(Pseudo::Status), Value::Valid(HeaderValue::from_static("200"))),
-    (Name::Pseudo(Pseudo::Status), Value::Valid(HeaderValue::from_static("204"))),
-    (Name::Pseudo(Pseudo::Status), Value::Valid(HeaderValue::from_static("206"))),
-    (Name::Pseudo(Pseudo::Status), Value::Valid(HeaderValue::from_static("304"))),
-    (Name::Pseudo(Pseudo::Status), Value::Valid(HeaderValue::from_static("400"))),
-    (Name::Pseudo(Pseudo::Status), Value::Valid(HeaderValue::from_static("404"))),
-    (Name::Pseudo(Pseudo::Status), Value::Valid(HeaderValue::from_static("500"))),
-    (Name::Header(HeaderName::from_static("accept-charset")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("accept-encoding")), Value::Valid(HeaderValue::from_static("gzip, deflate"))),
-    (Name::Header(HeaderName::from_static("accept-language")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("accept-ranges")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("accept")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("access-control-allow-origin")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("age")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("allow")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("authorization")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("cache-control")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("content-disposition")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("content-encoding")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("content-language")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("content-length")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("content-location")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("content-range")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("content-type")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("cookie")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("date")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("etag")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("expect")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("expires")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("from")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("host")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("if-match")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("if-modified-since")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("if-none-match")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("if-range")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("if-unmodified-since")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("last-modified")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("link")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("location")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("max-forwards")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("proxy-authenticate")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("proxy-authorization")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("range")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("referer")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("refresh")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("retry-after")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("server")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("set-cookie")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("strict-transport-security")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("transfer-encoding")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("user-agent")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("vary")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("via")), Value::Valid(HeaderValue::from_static(""))),
-    (Name::Header(HeaderName::from_static("www-authenticate")), Value::Valid(HeaderValue::from_static(""))),
+    (
+        Name::Pseudo(Pseudo::Authority),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Method),
+        Value::Valid(HeaderValue::from_static("GET")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Method),
+        Value::Valid(HeaderValue::from_static("POST")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Path),
+        Value::Valid(HeaderValue::from_static("/")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Path),
+        Value::Valid(HeaderValue::from_static("/index.html")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Scheme),
+        Value::Valid(HeaderValue::from_static("http")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Scheme),
+        Value::Valid(HeaderValue::from_static("https")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Status),
+        Value::Valid(HeaderValue::from_static("200")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Status),
+        Value::Valid(HeaderValue::from_static("204")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Status),
+        Value::Valid(HeaderValue::from_static("206")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Status),
+        Value::Valid(HeaderValue::from_static("304")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Status),
+        Value::Valid(HeaderValue::from_static("400")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Status),
+        Value::Valid(HeaderValue::from_static("404")),
+    ),
+    (
+        Name::Pseudo(Pseudo::Status),
+        Value::Valid(HeaderValue::from_static("500")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("accept-charset")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("accept-encoding")),
+        Value::Valid(HeaderValue::from_static("gzip, deflate")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("accept-language")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("accept-ranges")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("accept")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("access-control-allow-origin")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("age")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("allow")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("authorization")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("cache-control")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("content-disposition")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("content-encoding")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("content-language")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("content-length")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("content-location")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("content-range")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("content-type")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("cookie")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("date")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("etag")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("expect")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("expires")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("from")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("host")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("if-match")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("if-modified-since")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("if-none-match")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("if-range")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("if-unmodified-since")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("last-modified")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("link")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("location")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("max-forwards")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("proxy-authenticate")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("proxy-authorization")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("range")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("referer")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("refresh")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("retry-after")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("server")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("set-cookie")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("strict-transport-security")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("transfer-encoding")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("user-agent")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("vary")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("via")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
+    (
+        Name::Header(HeaderName::from_static("www-authenticate")),
+        Value::Valid(HeaderValue::from_static("")),
+    ),
 ];
 
 /// The range of static indices `first..=last` whose name is `name`.

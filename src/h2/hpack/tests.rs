@@ -17,7 +17,10 @@ fn check_decode(dec: &mut Decoder, block: &[u8], list: List, table: List, size: 
         .iter()
         .map(|f| (f.name.as_bytes(), f.value.as_bytes()))
         .collect();
-    let want: Vec<(&[u8], &[u8])> = list.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+    let want: Vec<(&[u8], &[u8])> = list
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
     assert_eq!(got, want);
     assert_eq!(dec.table_len(), table.len());
     for (i, (n, v)) in table.iter().enumerate() {
@@ -28,7 +31,11 @@ fn check_decode(dec: &mut Decoder, block: &[u8], list: List, table: List, size: 
 
 fn check_encode(enc: &mut Encoder, list: List, block: &[u8], size: usize) {
     let mut out = Vec::new();
-    enc.encode(list.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes(), false)), &mut out);
+    enc.encode(
+        list.iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes(), false)),
+        &mut out,
+    );
     assert_eq!(out, block, "\n got {out:02x?}\nwant {block:02x?}");
     assert_eq!(enc.table_size(), size);
 }
@@ -39,11 +46,22 @@ fn check_encode(enc: &mut Encoder, list: List, block: &[u8], size: usize) {
 fn c2_1_literal_with_indexing() {
     let block = hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572");
     let mut dec = Decoder::new();
-    check_decode(&mut dec, &block, &[("custom-key", "custom-header")], &[("custom-key", "custom-header")], 55);
+    check_decode(
+        &mut dec,
+        &block,
+        &[("custom-key", "custom-header")],
+        &[("custom-key", "custom-header")],
+        55,
+    );
     let mut enc = Encoder::new();
     enc.set_huffman(HuffmanPolicy::Never);
     let mut out = Vec::new();
-    enc.encode_field_as(b"custom-key", b"custom-header", Representation::IncrementalIndexing, &mut out);
+    enc.encode_field_as(
+        b"custom-key",
+        b"custom-header",
+        Representation::IncrementalIndexing,
+        &mut out,
+    );
     assert_eq!(out, block);
     assert_eq!(enc.table_size(), 55);
 }
@@ -56,7 +74,12 @@ fn c2_2_literal_without_indexing() {
     let mut enc = Encoder::new();
     enc.set_huffman(HuffmanPolicy::Never);
     let mut out = Vec::new();
-    enc.encode_field_as(b":path", b"/sample/path", Representation::WithoutIndexing, &mut out);
+    enc.encode_field_as(
+        b":path",
+        b"/sample/path",
+        Representation::WithoutIndexing,
+        &mut out,
+    );
     assert_eq!(out, block);
 }
 
@@ -66,11 +89,20 @@ fn c2_3_literal_never_indexed() {
     let mut dec = Decoder::new();
     let f = dec.decode_to_vec(&block).unwrap();
     assert!(f[0].never_indexed);
-    check_decode(&mut Decoder::new(), &block, &[("password", "secret")], &[], 0);
+    check_decode(
+        &mut Decoder::new(),
+        &block,
+        &[("password", "secret")],
+        &[],
+        0,
+    );
     let mut enc = Encoder::new();
     enc.set_huffman(HuffmanPolicy::Never);
     let mut out = Vec::new();
-    enc.encode(std::iter::once((&b"password"[..], &b"secret"[..], true)), &mut out);
+    enc.encode(
+        std::iter::once((&b"password"[..], &b"secret"[..], true)),
+        &mut out,
+    );
     assert_eq!(out, block);
 }
 
@@ -78,13 +110,21 @@ fn c2_3_literal_never_indexed() {
 fn c2_4_indexed() {
     check_decode(&mut Decoder::new(), &[0x82], &[(":method", "GET")], &[], 0);
     let mut out = Vec::new();
-    Encoder::new().encode(std::iter::once((&b":method"[..], &b"GET"[..], false)), &mut out);
+    Encoder::new().encode(
+        std::iter::once((&b":method"[..], &b"GET"[..], false)),
+        &mut out,
+    );
     assert_eq!(out, [0x82]);
 }
 
 // ---- C.3 / C.4: requests ----
 
-const REQ1: List = &[(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")];
+const REQ1: List = &[
+    (":method", "GET"),
+    (":scheme", "http"),
+    (":path", "/"),
+    (":authority", "www.example.com"),
+];
 const REQ2: List = &[
     (":method", "GET"),
     (":scheme", "http"),
@@ -100,8 +140,15 @@ const REQ3: List = &[
     ("custom-key", "custom-value"),
 ];
 const T1: List = &[(":authority", "www.example.com")];
-const T2: List = &[("cache-control", "no-cache"), (":authority", "www.example.com")];
-const T3: List = &[("custom-key", "custom-value"), ("cache-control", "no-cache"), (":authority", "www.example.com")];
+const T2: List = &[
+    ("cache-control", "no-cache"),
+    (":authority", "www.example.com"),
+];
+const T3: List = &[
+    ("custom-key", "custom-value"),
+    ("cache-control", "no-cache"),
+    (":authority", "www.example.com"),
+];
 
 fn requests(blocks: [&str; 3], huffman: HuffmanPolicy) {
     let blocks = blocks.map(hex);
@@ -163,7 +210,10 @@ const RES3: List = &[
     ("date", "Mon, 21 Oct 2013 20:13:22 GMT"),
     ("location", "https://www.example.com"),
     ("content-encoding", "gzip"),
-    ("set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"),
+    (
+        "set-cookie",
+        "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+    ),
 ];
 const RT1: List = &[
     ("location", "https://www.example.com"),
@@ -178,7 +228,10 @@ const RT2: List = &[
     ("cache-control", "private"),
 ];
 const RT3: List = &[
-    ("set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"),
+    (
+        "set-cookie",
+        "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+    ),
     ("content-encoding", "gzip"),
     ("date", "Mon, 21 Oct 2013 20:13:22 GMT"),
 ];
@@ -237,18 +290,28 @@ fn c6_responses_with_huffman() {
 fn size_update_rules() {
     // Clearing the table with a size update at the start is fine.
     let mut dec = Decoder::new();
-    dec.decode_to_vec(&hex("400a637573746f6d2d6b65790d637573746f6d2d686561646572")).unwrap();
+    dec.decode_to_vec(&hex("400a637573746f6d2d6b65790d637573746f6d2d686561646572"))
+        .unwrap();
     assert_eq!(dec.table_len(), 1);
     dec.decode_to_vec(&[0x20, 0x3f, 0xe1, 0x1f, 0x82]).unwrap();
     assert_eq!(dec.table_len(), 0);
     // After a field it is an error.
-    assert_eq!(dec.decode_to_vec(&[0x82, 0x20]), Err(DecoderError::SizeUpdateNotFirst));
+    assert_eq!(
+        dec.decode_to_vec(&[0x82, 0x20]),
+        Err(DecoderError::SizeUpdateNotFirst)
+    );
     // Above the SETTINGS limit it is an error: 4097 = 0x3f 0xe2 0x1f.
-    assert_eq!(dec.decode_to_vec(&[0x3f, 0xe2, 0x1f]), Err(DecoderError::SizeUpdateTooLarge));
+    assert_eq!(
+        dec.decode_to_vec(&[0x3f, 0xe2, 0x1f]),
+        Err(DecoderError::SizeUpdateTooLarge)
+    );
     // Lowering our setting makes an update mandatory in the next block.
     let mut dec = Decoder::new();
     dec.set_max_table_size(100);
-    assert_eq!(dec.decode_to_vec(&[0x82]), Err(DecoderError::SizeUpdateRequired));
+    assert_eq!(
+        dec.decode_to_vec(&[0x82]),
+        Err(DecoderError::SizeUpdateRequired)
+    );
     dec.decode_to_vec(&[0x3f, 0x45, 0x82]).unwrap(); // size 100
     dec.decode_to_vec(&[0x82]).unwrap();
 }
@@ -262,8 +325,14 @@ fn index_and_integer_errors() {
         dec.decode_to_vec(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]),
         Err(DecoderError::IntegerOverflow)
     );
-    assert_eq!(dec.decode_to_vec(&[0xff, 0x80]), Err(DecoderError::Truncated));
-    assert_eq!(dec.decode_to_vec(&[0x40, 0x0a, b'a']), Err(DecoderError::Truncated));
+    assert_eq!(
+        dec.decode_to_vec(&[0xff, 0x80]),
+        Err(DecoderError::Truncated)
+    );
+    assert_eq!(
+        dec.decode_to_vec(&[0x40, 0x0a, b'a']),
+        Err(DecoderError::Truncated)
+    );
     // Invalid Huffman padding (from the C.4.1 block with its last byte changed).
     assert_eq!(
         dec.decode_to_vec(&hex("828684418cf1e3c2e5f23a6ba0ab90f4fe")),
@@ -284,7 +353,10 @@ fn hpack_bomb_is_bounded() {
     let mut dec = Decoder::new();
     dec.set_max_header_list_size(16 * 1024);
     let mut n = 0;
-    assert_eq!(dec.decode(&block, |_| n += 1), Err(DecoderError::HeaderListTooLarge));
+    assert_eq!(
+        dec.decode(&block, |_| n += 1),
+        Err(DecoderError::HeaderListTooLarge)
+    );
     assert!(n <= 4);
     // The table is intact: the next block still decodes.
     assert_eq!(dec.decode_to_vec(&[0xbe]).unwrap()[0].value.len(), 4000);
@@ -315,6 +387,9 @@ fn encoder_never_indexes_secrets_and_signals_size_updates() {
     enc.set_max_table_size(0);
     enc.set_max_table_size(4096);
     let mut out = Vec::new();
-    enc.encode(std::iter::once((&b":method"[..], &b"GET"[..], false)), &mut out);
+    enc.encode(
+        std::iter::once((&b":method"[..], &b"GET"[..], false)),
+        &mut out,
+    );
     assert_eq!(out, [0x20, 0x3f, 0xe1, 0x1f, 0x82]);
 }
