@@ -39,11 +39,16 @@ const BROWSER_REQUEST: &[(&str, &str)] = &[
 ];
 
 fn fields() -> impl Iterator<Item = (&'static [u8], &'static [u8], bool)> {
-    BROWSER_REQUEST.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes(), false))
+    BROWSER_REQUEST
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes(), false))
 }
 
 fn pairs() -> Vec<(&'static [u8], &'static [u8])> {
-    BROWSER_REQUEST.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect()
+    BROWSER_REQUEST
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect()
 }
 
 fn hpack_encode(c: &mut Criterion) {
@@ -138,12 +143,33 @@ fn frame_decode(c: &mut Criterion) {
     let mut frames = 0u64;
     for i in 0..1000u32 {
         let id = StreamId::new(2 * i + 1);
-        Headers { stream_id: id, fragment: &block, end_stream: false, end_headers: true, priority: None, pad_len: None }
-            .encode(&mut wire);
+        Headers {
+            stream_id: id,
+            fragment: &block,
+            end_stream: false,
+            end_headers: true,
+            priority: None,
+            pad_len: None,
+        }
+        .encode(&mut wire);
         let n = [16, 512, 4096, 16_384][i as usize % 4];
-        Data { stream_id: id, data: &body[..n], end_stream: true, pad_len: None }.encode(&mut wire);
-        WindowUpdate { stream_id: StreamId::ZERO, increment: n as u32 }.encode(&mut wire);
-        Ping { ack: false, payload: [1; 8] }.encode(&mut wire);
+        Data {
+            stream_id: id,
+            data: &body[..n],
+            end_stream: true,
+            pad_len: None,
+        }
+        .encode(&mut wire);
+        WindowUpdate {
+            stream_id: StreamId::ZERO,
+            increment: n as u32,
+        }
+        .encode(&mut wire);
+        Ping {
+            ack: false,
+            payload: [1; 8],
+        }
+        .encode(&mut wire);
         frames += 4;
     }
     let dec = FrameDecoder::new();
@@ -159,16 +185,26 @@ fn frame_decode(c: &mut Criterion) {
     };
     assert_eq!(run(&wire), frames);
     g.throughput(Throughput::Elements(frames));
-    g.bench_function("mixed_4000_frames/elements", |b| b.iter(|| run(black_box(&wire))));
+    g.bench_function("mixed_4000_frames/elements", |b| {
+        b.iter(|| run(black_box(&wire)))
+    });
     // Small frames only: the per-frame cost.
     let mut small = Vec::new();
     for _ in 0..4000 {
-        WindowUpdate { stream_id: StreamId::new(1), increment: 1 }.encode(&mut small);
+        WindowUpdate {
+            stream_id: StreamId::new(1),
+            increment: 1,
+        }
+        .encode(&mut small);
     }
     g.throughput(Throughput::Elements(4000));
-    g.bench_function("window_update_4000_frames", |b| b.iter(|| run(black_box(&small))));
+    g.bench_function("window_update_4000_frames", |b| {
+        b.iter(|| run(black_box(&small)))
+    });
     g.throughput(Throughput::Bytes(wire.len() as u64));
-    g.bench_function("mixed_4000_frames/bytes", |b| b.iter(|| run(black_box(&wire))));
+    g.bench_function("mixed_4000_frames/bytes", |b| {
+        b.iter(|| run(black_box(&wire)))
+    });
     g.finish();
 }
 

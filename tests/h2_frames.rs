@@ -23,13 +23,16 @@ fn setting(id: u16, v: u32) -> Vec<u8> {
 
 const CONN: Option<u32> = None;
 
+/// (description, bytes, reason, None = connection error / Some(id) = stream error, rule)
+type Case = (&'static str, Vec<u8>, Reason, Option<u32>, Violation);
+
 #[test]
 fn malformed_frames() {
     use Reason::*;
     use Violation::*;
     let big = vec![0u8; 16_385];
     // (description, bytes, reason, scope: None = connection / Some(id) = stream, violation)
-    let cases: Vec<(&str, Vec<u8>, Reason, Option<u32>, Violation)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "DATA larger than MAX_FRAME_SIZE",
             raw(0, 0, 1, &big),

@@ -33,10 +33,12 @@ fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static s
     v
 }
 
+type Fields = Vec<(&'static str, &'static str)>;
+
 #[test]
 fn malformed_requests() {
     use Malformed::*;
-    let cases: Vec<(&str, Vec<(&str, &str)>, Malformed)> = vec![
+    let cases: Vec<(&str, Fields, Malformed)> = vec![
         ("uppercase name", with(&[("Accept", "x")]), UppercaseName),
         ("invalid name char", with(&[("a b", "x")]), InvalidName),
         ("empty name", with(&[("", "x")]), InvalidName),

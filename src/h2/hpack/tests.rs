@@ -269,7 +269,8 @@ fn c5_responses_without_huffman() {
 #[test]
 fn c6_responses_with_huffman() {
     // Only `Always`: with `Shorter`, "307" (3 bytes either way) is sent raw.
-    for policy in [HuffmanPolicy::Always] {
+    {
+        let policy = HuffmanPolicy::Always;
         responses(
             [
                 "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6 \
