@@ -9,7 +9,9 @@ fn main() -> spindle::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".into());
-    let threads = std::env::var("SPINDLE_THREADS").ok().and_then(|t| t.parse().ok());
+    let threads = std::env::var("SPINDLE_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok());
     let server = Server::http(&addr)?;
     let hello = |_req: Request, mut res: Response| {
         res.headers_mut()

@@ -97,7 +97,12 @@ pub fn parse_http_date(text: &[u8]) -> Option<u64> {
     let month = MONTHS.iter().position(|m| *m == &text[8..11])? as i64 + 1;
     let year = num(12..16)? as i64;
     let (h, m, s) = (num(17..19)?, num(20..22)?, num(23..25)?);
-    if text[7] != b' ' || text[11] != b' ' || text[16] != b' ' || text[19] != b':' || text[22] != b':' {
+    if text[7] != b' '
+        || text[11] != b' '
+        || text[16] != b' '
+        || text[19] != b':'
+        || text[22] != b':'
+    {
         return None;
     }
     if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
@@ -127,9 +132,15 @@ mod tests {
     #[test]
     fn formats_rfc_example() {
         // RFC 9110's example date.
-        assert_eq!(&format_http_date(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            &format_http_date(784_111_777),
+            b"Sun, 06 Nov 1994 08:49:37 GMT"
+        );
         assert_eq!(&format_http_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(&format_http_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(
+            &format_http_date(951_782_400),
+            b"Tue, 29 Feb 2000 00:00:00 GMT"
+        );
     }
 
     #[test]
@@ -143,7 +154,10 @@ mod tests {
 
     #[test]
     fn cached_value_is_current() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let got = with_http_date(|d| parse_http_date(d)).unwrap();
         assert!(got >= now && got <= now + 1);
     }

@@ -56,8 +56,15 @@ mod tests {
         let mut out = Vec::new();
         write_status_line(&mut out, Version::HTTP_11, StatusCode::NOT_FOUND);
         write_status_line(&mut out, Version::HTTP_10, StatusCode::OK);
-        write_status_line(&mut out, Version::HTTP_11, StatusCode::from_u16(599).unwrap());
-        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\nHTTP/1.0 200 OK\r\nHTTP/1.1 599 \r\n");
+        write_status_line(
+            &mut out,
+            Version::HTTP_11,
+            StatusCode::from_u16(599).unwrap(),
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\nHTTP/1.0 200 OK\r\nHTTP/1.1 599 \r\n"
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub fn request_framing(headers: &HeaderMap, version: Version) -> Result<BodyFram
             ));
         }
         if version == Version::HTTP_10 {
-            return Err(HeadError::BadRequest("Transfer-Encoding in an HTTP/1.0 request"));
+            return Err(HeadError::BadRequest(
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
         }
         return transfer_coding_is_chunked(headers).map(|()| BodyFraming::Chunked);
     }
@@ -70,13 +72,17 @@ fn transfer_coding_is_chunked(headers: &HeaderMap) -> Result<(), HeadError> {
         }
     }
     if chunked_seen && !last_is_chunked {
-        return Err(HeadError::BadRequest("chunked is not the final transfer coding"));
+        return Err(HeadError::BadRequest(
+            "chunked is not the final transfer coding",
+        ));
     }
     if unknown {
         return Err(HeadError::NotImplemented("unsupported transfer coding"));
     }
     if !chunked_seen {
-        return Err(HeadError::BadRequest("chunked is not the final transfer coding"));
+        return Err(HeadError::BadRequest(
+            "chunked is not the final transfer coding",
+        ));
     }
     Ok(())
 }
@@ -90,8 +96,7 @@ pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
         for member in value.as_bytes().split(|&b| b == b',') {
             let member = super::head::trim_ows(member);
             any = true;
-            let n = parse_decimal(member)
-                .ok_or(HeadError::BadRequest("invalid Content-Length"))?;
+            let n = parse_decimal(member).ok_or(HeadError::BadRequest("invalid Content-Length"))?;
             match found {
                 Some(prev) if prev != n => {
                     return Err(HeadError::BadRequest("conflicting Content-Length values"))
@@ -423,40 +428,67 @@ mod tests {
     #[test]
     fn body_length_rules() {
         assert_eq!(framing(&[]), Ok(BodyFraming::Empty));
-        assert_eq!(framing(&[("content-length", "10")]), Ok(BodyFraming::Length(10)));
+        assert_eq!(
+            framing(&[("content-length", "10")]),
+            Ok(BodyFraming::Length(10))
+        );
         assert_eq!(framing(&[("content-length", "0")]), Ok(BodyFraming::Empty));
-        assert_eq!(framing(&[("content-length", "5, 5")]), Ok(BodyFraming::Length(5)));
+        assert_eq!(
+            framing(&[("content-length", "5, 5")]),
+            Ok(BodyFraming::Length(5))
+        );
         assert_eq!(
             framing(&[("content-length", "5"), ("content-length", "5")]),
             Ok(BodyFraming::Length(5))
         );
-        assert_eq!(framing(&[("transfer-encoding", "chunked")]), Ok(BodyFraming::Chunked));
-        assert_eq!(framing(&[("transfer-encoding", "Chunked")]), Ok(BodyFraming::Chunked));
+        assert_eq!(
+            framing(&[("transfer-encoding", "chunked")]),
+            Ok(BodyFraming::Chunked)
+        );
+        assert_eq!(
+            framing(&[("transfer-encoding", "Chunked")]),
+            Ok(BodyFraming::Chunked)
+        );
     }
 
     #[test]
     fn smuggling_attempts_refused() {
         let bad = |fields: &[(&str, &str)]| framing(fields).unwrap_err().status().as_u16();
-        assert_eq!(bad(&[("content-length", "5"), ("content-length", "6")]), 400);
+        assert_eq!(
+            bad(&[("content-length", "5"), ("content-length", "6")]),
+            400
+        );
         assert_eq!(bad(&[("content-length", "5, 6")]), 400);
         assert_eq!(bad(&[("content-length", "+5")]), 400);
         assert_eq!(bad(&[("content-length", "-1")]), 400);
         assert_eq!(bad(&[("content-length", "0x5")]), 400);
         assert_eq!(bad(&[("content-length", "")]), 400);
         assert_eq!(bad(&[("content-length", "99999999999999999999")]), 400);
-        assert_eq!(bad(&[("transfer-encoding", "chunked"), ("content-length", "5")]), 400);
+        assert_eq!(
+            bad(&[("transfer-encoding", "chunked"), ("content-length", "5")]),
+            400
+        );
         assert_eq!(bad(&[("transfer-encoding", "chunked, gzip")]), 400);
         assert_eq!(bad(&[("transfer-encoding", "chunked, chunked")]), 400);
-        assert_eq!(bad(&[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")]), 400);
+        assert_eq!(
+            bad(&[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked")
+            ]),
+            400
+        );
         assert_eq!(bad(&[("transfer-encoding", "")]), 400);
         assert_eq!(bad(&[("transfer-encoding", "xchunked")]), 501);
         assert_eq!(bad(&[("transfer-encoding", "gzip, chunked")]), 501);
         assert_eq!(bad(&[("transfer-encoding", "identity")]), 501);
         assert_eq!(
-            request_framing(&headers(&[("transfer-encoding", "chunked")]), Version::HTTP_10)
-                .unwrap_err()
-                .status()
-                .as_u16(),
+            request_framing(
+                &headers(&[("transfer-encoding", "chunked")]),
+                Version::HTTP_10
+            )
+            .unwrap_err()
+            .status()
+            .as_u16(),
             400
         );
     }
@@ -524,17 +556,29 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        assert_eq!(decode_all(b"5 ;x\r\nhello\r\n0\r\n\r\n", 64).unwrap().0, b"hello");
+        assert_eq!(
+            decode_all(b"5 ;x\r\nhello\r\n0\r\n\r\n", 64).unwrap().0,
+            b"hello"
+        );
     }
 
     #[test]
     fn extensions_and_trailers_are_bounded() {
         let long_ext = format!("1;{}\r\na\r\n0\r\n\r\n", "e".repeat(2000));
-        assert_eq!(decode_all(long_ext.as_bytes(), 64), Err(ChunkedError::TooLarge));
+        assert_eq!(
+            decode_all(long_ext.as_bytes(), 64),
+            Err(ChunkedError::TooLarge)
+        );
         let many_exts = "1;e\r\na\r\n".repeat(1200) + "0\r\n\r\n";
-        assert_eq!(decode_all(many_exts.as_bytes(), 64), Err(ChunkedError::TooLarge));
+        assert_eq!(
+            decode_all(many_exts.as_bytes(), 64),
+            Err(ChunkedError::TooLarge)
+        );
         let long_trailer = format!("0\r\nX: {}\r\n\r\n", "t".repeat(2000));
-        assert_eq!(decode_all(long_trailer.as_bytes(), 64), Err(ChunkedError::TooLarge));
+        assert_eq!(
+            decode_all(long_trailer.as_bytes(), 64),
+            Err(ChunkedError::TooLarge)
+        );
     }
 
     #[test]

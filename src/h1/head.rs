@@ -210,7 +210,9 @@ fn parse_other_version(
             return Ok(None);
         }
     };
-    let line = buf[..line_end].strip_suffix(b"\r").unwrap_or(&buf[..line_end]);
+    let line = buf[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&buf[..line_end]);
     let version = match line.iter().rposition(|&b| b == b' ') {
         Some(sp) => &line[sp + 1..],
         None => return Err(HeadError::BadRequest("malformed request line")),
@@ -340,7 +342,8 @@ fn valid_host(host: &[u8]) -> bool {
     if host.is_empty() {
         return true;
     }
-    if host.contains(&b'@') || host.contains(&b'/') || host.contains(&b'?') || host.contains(&b'#') {
+    if host.contains(&b'@') || host.contains(&b'/') || host.contains(&b'?') || host.contains(&b'#')
+    {
         return false;
     }
     match http::uri::Authority::try_from(host) {
@@ -416,11 +419,26 @@ mod tests {
         assert_eq!(head.uri.port_u16(), Some(80));
         let head = ok(b"OPTIONS * HTTP/1.1\r\nHost: www.example.org:8001\r\n\r\n");
         assert_eq!(head.uri, "*");
-        assert_eq!(err(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"CONNECT example.com HTTP/1.1\r\nHost: a\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"GET example.com HTTP/1.1\r\nHost: a\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n"), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"CONNECT example.com HTTP/1.1\r\nHost: a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"GET example.com HTTP/1.1\r\nHost: a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
@@ -444,11 +462,26 @@ mod tests {
     #[test]
     fn host_rules() {
         assert_eq!(err(b"GET / HTTP/1.1\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a:\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a:x\r\n\r\n"), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a:\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a:x\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
         ok(b"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
         ok(b"GET / HTTP/1.1\r\nHost: \r\n\r\n");
         ok(b"GET / HTTP/1.0\r\n\r\n");
@@ -456,11 +489,26 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(err(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), StatusCode::HTTP_VERSION_NOT_SUPPORTED);
-        assert_eq!(err(b"GET / HTTP/0.9\r\nHost: a\r\n\r\n"), StatusCode::HTTP_VERSION_NOT_SUPPORTED);
-        assert_eq!(err(b"GET / HTTP/3\r\nHost: a\r\n\r\n"), StatusCode::HTTP_VERSION_NOT_SUPPORTED);
-        assert_eq!(err(b"GET / HTTP/1.10\r\nHost: a\r\n\r\n"), StatusCode::BAD_REQUEST);
-        assert_eq!(err(b"GET / FTP/1.1\r\nHost: a\r\n\r\n"), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        );
+        assert_eq!(
+            err(b"GET / HTTP/0.9\r\nHost: a\r\n\r\n"),
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        );
+        assert_eq!(
+            err(b"GET / HTTP/3\r\nHost: a\r\n\r\n"),
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.10\r\nHost: a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"GET / FTP/1.1\r\nHost: a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
         let head = ok(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n");
         assert_eq!(head.version, Version::HTTP_11);
     }
@@ -478,28 +526,58 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: a\r\n: empty\r\n\r\n",
             b"GET /a\x00b HTTP/1.1\r\nHost: a\r\n\r\n",
         ] {
-            assert_eq!(err(bad), StatusCode::BAD_REQUEST, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                err(bad),
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn limits() {
-        let limits = HeadLimits { max_head_bytes: 200, max_headers: 4, max_uri_len: 50 };
+        let limits = HeadLimits {
+            max_head_bytes: 200,
+            max_headers: 4,
+            max_uri_len: 50,
+        };
         let long_uri = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(60));
-        assert_eq!(parse_request_head(long_uri.as_bytes(), &limits).unwrap_err(), HeadError::UriTooLong);
+        assert_eq!(
+            parse_request_head(long_uri.as_bytes(), &limits).unwrap_err(),
+            HeadError::UriTooLong
+        );
         // Still arriving, but already too long.
-        assert_eq!(parse_request_head(&long_uri.as_bytes()[..58], &limits).unwrap_err(), HeadError::UriTooLong);
+        assert_eq!(
+            parse_request_head(&long_uri.as_bytes()[..58], &limits).unwrap_err(),
+            HeadError::UriTooLong
+        );
         let many = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
-        assert_eq!(parse_request_head(many, &limits).unwrap_err(), HeadError::HeadTooLarge);
+        assert_eq!(
+            parse_request_head(many, &limits).unwrap_err(),
+            HeadError::HeadTooLarge
+        );
         let big = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n", "b".repeat(300));
-        assert_eq!(parse_request_head(big.as_bytes(), &limits).unwrap_err(), HeadError::HeadTooLarge);
+        assert_eq!(
+            parse_request_head(big.as_bytes(), &limits).unwrap_err(),
+            HeadError::HeadTooLarge
+        );
     }
 
     #[test]
     fn expectations() {
-        assert!(ok(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").expect_continue);
-        assert!(!ok(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expect_continue);
-        assert_eq!(err(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n"), StatusCode::EXPECTATION_FAILED);
+        assert!(
+            ok(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
+                .expect_continue
+        );
+        assert!(
+            !ok(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
+                .expect_continue
+        );
+        assert_eq!(
+            err(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n"),
+            StatusCode::EXPECTATION_FAILED
+        );
     }
 
     #[test]

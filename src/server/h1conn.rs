@@ -115,9 +115,13 @@ impl ReadBuf {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            let grown = (self.buf.len() * 2).clamp(INITIAL_READ_BUFFER, max.max(INITIAL_READ_BUFFER));
+            let grown =
+                (self.buf.len() * 2).clamp(INITIAL_READ_BUFFER, max.max(INITIAL_READ_BUFFER));
             if grown <= self.buf.len() {
-                return Err(io::Error::new(io::ErrorKind::OutOfMemory, "read buffer full"));
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "read buffer full",
+                ));
             }
             self.buf.resize(grown, 0);
         }
@@ -153,7 +157,14 @@ struct H1Body<'c> {
 
 impl BodySource for H1Body<'_> {
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        read_body(self.io, self.side, self.cont, self.read_timeout, self.max_buffer, buf)
+        read_body(
+            self.io,
+            self.side,
+            self.cont,
+            self.read_timeout,
+            self.max_buffer,
+            buf,
+        )
     }
 
     fn trailers(&self) -> Option<&HeaderMap> {
@@ -203,12 +214,18 @@ fn read_body_inner(
     buf: &mut [u8],
 ) -> io::Result<usize> {
     let eof = || io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-body");
-    let ReadSide { rbuf, body, trailers } = side;
+    let ReadSide {
+        rbuf,
+        body,
+        trailers,
+    } = side;
     loop {
         match body {
             BodyState::Done | BodyState::Failed => return Ok(0),
             BodyState::Length(remaining) => {
-                let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(buf.len());
+                let want = usize::try_from(*remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
                 let n = if !rbuf.is_empty() {
                     let data = rbuf.data();
                     let n = want.min(data.len());
@@ -259,7 +276,9 @@ fn read_body_inner(
                 rbuf.set_timeout(io, read_timeout)?;
                 let remaining = decoder.data_remaining();
                 if remaining > 0 && buf.len() >= DIRECT_READ {
-                    let want = usize::try_from(remaining).unwrap_or(usize::MAX).min(buf.len());
+                    let want = usize::try_from(remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(buf.len());
                     match io.read(&mut buf[..want]) {
                         Ok(0) => return Err(eof()),
                         Ok(n) => {
@@ -288,7 +307,9 @@ enum SinkState {
 #[derive(Clone, Copy)]
 enum Encoder {
     Length(u64),
-    Chunked { chunk_start: Option<usize> },
+    Chunked {
+        chunk_start: Option<usize>,
+    },
     CloseDelimited,
     /// HEAD, 204, 304: the body is dropped.
     Discard,
@@ -369,7 +390,10 @@ impl H1Sink<'_> {
                 Encoder::CloseDelimited
             }
         } else if self.version == Version::HTTP_11 {
-            headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
             Encoder::Chunked { chunk_start: None }
         } else {
             self.keep_alive = false;
@@ -459,7 +483,9 @@ impl Sink for H1Sink<'_> {
         if matches!(encoder, Encoder::Length(_)) {
             if body.len() >= WRITE_BUFFER {
                 self.flush_buf()?;
-                self.io.write_all(body).inspect_err(|_| self.broken = true)?;
+                self.io
+                    .write_all(body)
+                    .inspect_err(|_| self.broken = true)?;
             } else {
                 self.buf.extend_from_slice(body);
             }
@@ -482,7 +508,10 @@ impl Sink for H1Sink<'_> {
             return Err(io::Error::other("response body written outside streaming"));
         };
         if self.broken {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection is broken"));
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "connection is broken",
+            ));
         }
         let chunked = match encoder {
             Encoder::Discard => return Ok(data.len()),
@@ -511,7 +540,9 @@ impl Sink for H1Sink<'_> {
                     write_chunk_size(self.buf, data.len());
                     self.flush_buf()?;
                 }
-                self.io.write_all(data).inspect_err(|_| self.broken = true)?;
+                self.io
+                    .write_all(data)
+                    .inspect_err(|_| self.broken = true)?;
                 if chunked {
                     self.buf.extend_from_slice(b"\r\n");
                 }
@@ -598,7 +629,16 @@ pub(crate) fn serve<H: Handler + ?Sized>(
         log::debug!("setting the write timeout failed: {e}");
     }
     let mut served = 0u64;
-    let fate = serve_loop(io, peer, handler, cfg, &mut side, bufs, stopping, &mut served);
+    let fate = serve_loop(
+        io,
+        peer,
+        handler,
+        cfg,
+        &mut side,
+        bufs,
+        stopping,
+        &mut served,
+    );
     if !bufs.write.is_empty() && fate != Fate::Io {
         let _ = io.write_all(&bufs.write);
     }
@@ -641,7 +681,9 @@ fn serve_loop<H: Handler + ?Sized>(
         side.body = match framing {
             BodyFraming::Empty => BodyState::Done,
             BodyFraming::Length(n) => BodyState::Length(n),
-            BodyFraming::Chunked => BodyState::Chunked(Box::new(ChunkedDecoder::new(cfg.max_head_bytes()))),
+            BodyFraming::Chunked => {
+                BodyState::Chunked(Box::new(ChunkedDecoder::new(cfg.max_head_bytes())))
+            }
             // Requests are never close-delimited (RFC 9112 §6.3).
             BodyFraming::CloseDelimited => BodyState::Done,
         };
@@ -669,7 +711,11 @@ fn serve_loop<H: Handler + ?Sized>(
             version,
             headers,
             peer,
-            if has_body { Body::Source(&mut body) } else { Body::Empty },
+            if has_body {
+                Body::Source(&mut body)
+            } else {
+                Body::Empty
+            },
         );
         if expect_continue && has_body {
             let verdict = catch_unwind(AssertUnwindSafe(|| handler.check_continue(&request)))
@@ -765,7 +811,14 @@ fn drain_body(io: &dyn Transport, side: &mut ReadSide, cont: &Continue, cfg: &Co
     let mut scratch = [0u8; 4096];
     let mut drained = 0u64;
     loop {
-        match read_body(io, side, cont, cfg.read_timeout, cfg.max_head_bytes(), &mut scratch) {
+        match read_body(
+            io,
+            side,
+            cont,
+            cfg.read_timeout,
+            cfg.max_head_bytes(),
+            &mut scratch,
+        ) {
             Ok(0) => return matches!(side.body, BodyState::Done),
             Ok(n) => {
                 drained += n as u64;
@@ -829,7 +882,11 @@ fn read_head(
         }
         let timeout = match head_started {
             Some(t0) => match cfg.head_timeout {
-                Some(limit) => Some(limit.saturating_sub(t0.elapsed()).max(Duration::from_millis(1))),
+                Some(limit) => Some(
+                    limit
+                        .saturating_sub(t0.elapsed())
+                        .max(Duration::from_millis(1)),
+                ),
                 None => None,
             },
             None if first => cfg.head_timeout,
@@ -850,7 +907,12 @@ fn read_head(
                 })
             }
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 if before == 0 && !first {
                     return Err(Fate::IdleTimeout);
                 }
@@ -873,7 +935,11 @@ fn write_error(out: &mut Vec<u8>, status: StatusCode, reason: &str) {
     write_status_line(out, Version::HTTP_11, status);
     with_http_date(|date| write_header(out, b"date", date));
     out.extend_from_slice(b"content-type: text/plain; charset=utf-8\r\ncontent-length: ");
-    let body_len = if reason.is_empty() { 0 } else { reason.len() + 1 };
+    let body_len = if reason.is_empty() {
+        0
+    } else {
+        reason.len() + 1
+    };
     write_decimal(out, body_len as u64);
     out.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
     if !reason.is_empty() {

@@ -210,11 +210,15 @@ impl<'a, S: WriteStatus> Response<'a, S> {
 
     fn sink(&self) -> &(dyn Sink + 'a) {
         // The sink is only taken by methods that consume `self`.
-        self.sink.as_deref().expect("response sink present until consumed")
+        self.sink
+            .as_deref()
+            .expect("response sink present until consumed")
     }
 
     fn sink_mut(&mut self) -> &mut (dyn Sink + 'a) {
-        self.sink.as_deref_mut().expect("response sink present until consumed")
+        self.sink
+            .as_deref_mut()
+            .expect("response sink present until consumed")
     }
 }
 
