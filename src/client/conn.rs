@@ -308,7 +308,7 @@ impl<S: Read + Write> SendRequest<S> {
             out.defaults,
             framing,
         );
-        let io_err = |e| Error::io("writing the request", e);
+        let io_err = |e| io_error("writing the request", e);
         match &mut body.kind {
             BodyKind::Reader(reader, _) => {
                 self.io.write_all(&self.wbuf).map_err(io_err)?;
@@ -344,12 +344,12 @@ impl<S: Read + Write> SendRequest<S> {
             let n = match reader.read(&mut self.wbuf[PREFIX..PREFIX + BODY_CHUNK]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("reading the request body", e)),
+                Err(e) => return Err(io_error("reading the request body", e)),
             };
             if n == 0 {
                 self.io
                     .write_all(b"0\r\n\r\n")
-                    .map_err(|e| Error::io("writing the request body", e))?;
+                    .map_err(|e| io_error("writing the request body", e))?;
                 return Ok(());
             }
             let mut size = Vec::with_capacity(PREFIX);
@@ -359,7 +359,7 @@ impl<S: Read + Write> SendRequest<S> {
             self.wbuf[PREFIX + n..PREFIX + n + 2].copy_from_slice(b"\r\n");
             self.io
                 .write_all(&self.wbuf[start..PREFIX + n + 2])
-                .map_err(|e| Error::io("writing the request body", e))?;
+                .map_err(|e| io_error("writing the request body", e))?;
         }
     }
 
@@ -378,11 +378,11 @@ impl<S: Read + Write> SendRequest<S> {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("reading the request body", e)),
+                Err(e) => return Err(io_error("reading the request body", e)),
             };
             self.io
                 .write_all(&self.wbuf[..n])
-                .map_err(|e| Error::io("writing the request body", e))?;
+                .map_err(|e| io_error("writing the request body", e))?;
             left -= n as u64;
         }
         Ok(())
@@ -421,7 +421,7 @@ impl<S: Read + Write> SendRequest<S> {
                     ))
                 }
                 Ok(_) => received = true,
-                Err(e) => return Err((Error::io("reading the response head", e), !received)),
+                Err(e) => return Err((io_error("reading the response head", e), !received)),
             }
         }
     }
@@ -460,6 +460,18 @@ impl<S: Read + Write> SendRequest<S> {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// An I/O error in the client's terms: a reset or broken connection is
+/// [`ErrorKind::Closed`], a timeout [`ErrorKind::Timeout`].
+pub(crate) fn io_error(context: &str, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => Error::new(ErrorKind::Closed, context).with_source(e),
+        _ => Error::io(context, e),
     }
 }
 
@@ -636,7 +648,7 @@ impl<S: Read + Write> ResponseBody<S> {
         loop {
             match self.conn.io.read(out) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.fail(Error::io("reading the response body", e))),
+                Err(e) => return Err(self.fail(io_error("reading the response body", e))),
                 Ok(n) => return Ok(n),
             }
         }
@@ -645,7 +657,7 @@ impl<S: Read + Write> ResponseBody<S> {
     fn fill(&mut self) -> io::Result<usize> {
         match self.conn.fill() {
             Ok(n) => Ok(n),
-            Err(e) => Err(self.fail(Error::io("reading the response body", e))),
+            Err(e) => Err(self.fail(io_error("reading the response body", e))),
         }
     }
 

@@ -35,6 +35,7 @@ pub struct Response {
     headers: HeaderMap,
     url: Url,
     body: Option<ResponseBody<Timed>>,
+    trailers: Option<HeaderMap>,
     key: Arc<PoolKey>,
     pool: Arc<Pool>,
 }
@@ -53,6 +54,7 @@ impl Response {
             headers: head.headers,
             url,
             body: Some(body),
+            trailers: None,
             key,
             pool,
         };
@@ -99,7 +101,9 @@ impl Response {
 
     /// The trailer fields of a chunked body, once the body has been read to its end.
     pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.body.as_ref().and_then(|b| b.trailers())
+        self.trailers
+            .as_ref()
+            .or_else(|| self.body.as_ref().and_then(|b| b.trailers()))
     }
 
     /// Reads the whole body, failing with [`ErrorKind::Limit`] beyond `limit` bytes.
@@ -162,6 +166,7 @@ impl Response {
     fn release_if_done(&mut self) {
         if self.body.as_ref().is_some_and(|b| b.is_finished()) {
             if let Some(body) = self.body.take() {
+                self.trailers = body.trailers().cloned();
                 self.release(body);
             }
         }
