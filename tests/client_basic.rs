@@ -175,7 +175,7 @@ fn chunked_response_with_trailers_and_streaming() {
     let server = Counted::start(|_req: Request, res: Response| {
         let mut res = res.start().unwrap();
         for i in 0..100 {
-            write!(res, "line {i}\n").unwrap();
+            writeln!(res, "line {i}").unwrap();
             res.flush().unwrap();
         }
         let mut trailers = spindle::http::HeaderMap::new();

@@ -24,10 +24,9 @@ fn server(other_origin: Option<String>) -> Counted {
         };
         if let Some(rest) = path.strip_prefix("/r/") {
             let (code, to) = rest.split_once('/').unwrap();
-            let to = if to.starts_with("other") {
-                format!("{}{}", other_origin.clone().unwrap(), &to[5..])
-            } else {
-                format!("/{to}")
+            let to = match to.strip_prefix("other") {
+                Some(rest) => format!("{}{rest}", other_origin.clone().unwrap()),
+                None => format!("/{to}"),
             };
             return redirect(res, code.parse().unwrap(), &to);
         }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode};
+use http::Method;
 use url::{Position, Url};
 
 pub use body::Body;
@@ -453,11 +453,7 @@ impl Client {
         let sender = conn::handshake(timed)?;
         let (head, body) = sender.send(&out, &mut Body::empty()).map_err(|f| f.error)?;
         if !head.status.is_success() {
-            let kind = if head.status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
-                ErrorKind::Connect
-            } else {
-                ErrorKind::Connect
-            };
+            let kind = ErrorKind::Connect;
             return Err(Error::new(
                 kind,
                 format!(
