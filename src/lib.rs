@@ -19,12 +19,14 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod client;
 mod error;
 pub mod h1;
 pub mod h2;
 pub(crate) mod runtime;
 pub mod server;
 
+pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
 pub use http;
 pub use mime;

@@ -4,3 +4,5 @@ pub mod date;
 pub mod encode;
 pub mod framing;
 pub mod head;
+pub mod request_encode;
+pub mod response_head;

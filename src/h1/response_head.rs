@@ -1,0 +1,345 @@
+//! Parsing HTTP/1 response heads and deciding response body framing (RFC 9112 §4, §6.3),
+//! sans-IO: bytes in, a [`ResponseHead`] out.
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+use super::framing::{content_length, BodyFraming};
+use super::head::{comma_tokens, trim_ows};
+
+/// Bounds applied while parsing a response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseLimits {
+    /// Largest head (status line plus fields) accepted, in bytes.
+    pub max_head_bytes: usize,
+    /// Most header fields accepted.
+    pub max_headers: usize,
+}
+
+impl Default for ResponseLimits {
+    fn default() -> Self {
+        ResponseLimits {
+            max_head_bytes: 64 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// Why a response head was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseHeadError {
+    /// The bytes are not an HTTP/1 response head.
+    Malformed(&'static str),
+    /// The head is larger than [`ResponseLimits::max_head_bytes`].
+    TooLarge,
+    /// More fields than [`ResponseLimits::max_headers`].
+    TooManyHeaders,
+}
+
+impl std::fmt::Display for ResponseHeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResponseHeadError::Malformed(why) => write!(f, "malformed response head: {why}"),
+            ResponseHeadError::TooLarge => f.write_str("response head too large"),
+            ResponseHeadError::TooManyHeaders => f.write_str("too many response header fields"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseHeadError {}
+
+/// A parsed response head.
+#[derive(Debug, Clone)]
+pub struct ResponseHead {
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The status code.
+    pub status: StatusCode,
+    /// The reason phrase as sent (often empty in HTTP/2-era servers).
+    pub reason: String,
+    /// The header fields, in order.
+    pub headers: HeaderMap,
+}
+
+impl ResponseHead {
+    /// Whether the connection may carry another request after this response's body:
+    /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn keep_alive(&self) -> bool {
+        let mut close = false;
+        let mut keep = false;
+        for value in self.headers.get_all(header::CONNECTION) {
+            for token in comma_tokens(value.as_bytes()) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep = true;
+                }
+            }
+        }
+        if close {
+            return false;
+        }
+        self.version == Version::HTTP_11 || keep
+    }
+}
+
+/// Parses a response head from the start of `buf`.
+///
+/// Returns `Ok(None)` when more bytes are needed, or the head and the number of bytes it
+/// took. Obsolete line folding and invalid field values are refused.
+///
+/// ```
+/// use spindle::h1::response_head::{parse_response_head, ResponseLimits};
+/// let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+/// let (head, used) = parse_response_head(bytes, &ResponseLimits::default()).unwrap().unwrap();
+/// assert_eq!(head.status, 200);
+/// assert_eq!(&bytes[used..], b"hi");
+/// ```
+pub fn parse_response_head(
+    buf: &[u8],
+    limits: &ResponseLimits,
+) -> Result<Option<(ResponseHead, usize)>, ResponseHeadError> {
+    const STACK: usize = 64;
+    let mut stack = [httparse::EMPTY_HEADER; STACK];
+    let mut heap;
+    let storage: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        &mut heap
+    };
+    let mut res = httparse::Response::new(storage);
+    let used = match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            if buf.len() > limits.max_head_bytes {
+                return Err(ResponseHeadError::TooLarge);
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(ResponseHeadError::TooManyHeaders),
+        Err(httparse::Error::Status) => {
+            return Err(ResponseHeadError::Malformed("invalid status code"))
+        }
+        Err(httparse::Error::Version) => {
+            return Err(ResponseHeadError::Malformed("invalid HTTP version"))
+        }
+        Err(_) => return Err(ResponseHeadError::Malformed("invalid status line or field")),
+    };
+    if used > limits.max_head_bytes {
+        return Err(ResponseHeadError::TooLarge);
+    }
+    let version = match res.version {
+        Some(0) => Version::HTTP_10,
+        Some(1) => Version::HTTP_11,
+        _ => return Err(ResponseHeadError::Malformed("invalid HTTP version")),
+    };
+    let code = res
+        .code
+        .ok_or(ResponseHeadError::Malformed("missing status"))?;
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ResponseHeadError::Malformed("invalid status code"))?;
+    let reason = res.reason.unwrap_or("").to_owned();
+    let mut headers = HeaderMap::with_capacity(res.headers.len());
+    for field in res.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| ResponseHeadError::Malformed("invalid field name"))?;
+        let value = HeaderValue::from_bytes(trim_ows(field.value))
+            .map_err(|_| ResponseHeadError::Malformed("invalid field value"))?;
+        headers.append(name, value);
+    }
+    Ok(Some((
+        ResponseHead {
+            version,
+            status,
+            reason,
+            headers,
+        },
+        used,
+    )))
+}
+
+/// Decides how the body of a response to `method` is delimited (RFC 9112 §6.3):
+/// HEAD, 1xx, 204 and 304 have none; a final `chunked` coding means chunked; any other
+/// Transfer-Encoding means read until close; then Content-Length; else until close.
+pub fn response_framing(
+    method: &Method,
+    head: &ResponseHead,
+) -> Result<BodyFraming, ResponseHeadError> {
+    let status = head.status.as_u16();
+    if method == Method::HEAD || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Ok(BodyFraming::Empty);
+    }
+    if method == Method::CONNECT && head.status.is_success() {
+        return Ok(BodyFraming::Empty);
+    }
+    if head.headers.contains_key(header::TRANSFER_ENCODING) && head.version == Version::HTTP_11 {
+        let mut last_chunked = false;
+        for value in head.headers.get_all(header::TRANSFER_ENCODING) {
+            for coding in comma_tokens(value.as_bytes()) {
+                last_chunked = coding.eq_ignore_ascii_case(b"chunked");
+            }
+        }
+        return Ok(if last_chunked {
+            BodyFraming::Chunked
+        } else {
+            BodyFraming::CloseDelimited
+        });
+    }
+    match content_length(&head.headers) {
+        Ok(Some(0)) => Ok(BodyFraming::Empty),
+        Ok(Some(n)) => Ok(BodyFraming::Length(n)),
+        Ok(None) => Ok(BodyFraming::CloseDelimited),
+        Err(_) => Err(ResponseHeadError::Malformed("invalid Content-Length")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Option<(ResponseHead, usize)>, ResponseHeadError> {
+        parse_response_head(bytes, &ResponseLimits::default())
+    }
+
+    fn framing(method: Method, bytes: &[u8]) -> Result<BodyFraming, ResponseHeadError> {
+        let (head, _) = parse(bytes).unwrap().unwrap();
+        response_framing(&method, &head)
+    }
+
+    #[test]
+    fn parses_in_any_split() {
+        let input = b"HTTP/1.1 404 Not Found\r\nServer: x\r\nX-A: 1\r\nx-a: 2 \r\n\r\nbody";
+        for cut in 0..input.len() - 4 {
+            assert!(parse(&input[..cut]).unwrap().is_none(), "cut {cut}");
+        }
+        let (head, used) = parse(input).unwrap().unwrap();
+        assert_eq!(used, input.len() - 4);
+        assert_eq!(head.status, 404);
+        assert_eq!(head.reason, "Not Found");
+        assert_eq!(head.version, Version::HTTP_11);
+        let xa: Vec<_> = head.headers.get_all("x-a").iter().collect();
+        assert_eq!(xa, ["1", "2"]);
+        assert!(head.keep_alive());
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let ka = |b: &[u8]| parse(b).unwrap().unwrap().0.keep_alive();
+        assert!(ka(b"HTTP/1.1 200 OK\r\n\r\n"));
+        assert!(!ka(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"));
+        assert!(!ka(
+            b"HTTP/1.1 200 OK\r\nConnection: Upgrade, Close\r\n\r\n"
+        ));
+        assert!(!ka(b"HTTP/1.0 200 OK\r\n\r\n"));
+        assert!(ka(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn malformed_heads_refused() {
+        for bad in [
+            &b"HTTP/1.1 2000 OK\r\n\r\n"[..],
+            b"HTTP/1.1 abc OK\r\n\r\n",
+            b"HTTP/2.0 200 OK\r\n\r\n",
+            b"FOO 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+            b"HTTP/1.1 099 Low\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ResponseHeadError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_enforced() {
+        let limits = ResponseLimits {
+            max_head_bytes: 64,
+            max_headers: 2,
+        };
+        let big = format!("HTTP/1.1 200 OK\r\nX: {}\r\n", "a".repeat(100));
+        assert_eq!(
+            parse_response_head(big.as_bytes(), &limits).unwrap_err(),
+            ResponseHeadError::TooLarge
+        );
+        let many = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert_eq!(
+            parse_response_head(many, &limits).unwrap_err(),
+            ResponseHeadError::TooManyHeaders
+        );
+        let many_limits = ResponseLimits {
+            max_head_bytes: 1 << 20,
+            max_headers: 200,
+        };
+        let head = "HTTP/1.1 200 OK\r\n".to_owned() + &"A: 1\r\n".repeat(150) + "\r\n";
+        let (parsed, _) = parse_response_head(head.as_bytes(), &many_limits)
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.headers.get_all("a").iter().count(), 150);
+    }
+
+    #[test]
+    fn framing_rules() {
+        use BodyFraming::*;
+        assert_eq!(
+            framing(Method::GET, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+            Ok(Length(5))
+        );
+        assert_eq!(
+            framing(
+                Method::HEAD,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+            ),
+            Ok(Empty)
+        );
+        assert_eq!(
+            framing(Method::GET, b"HTTP/1.1 204 No Content\r\n\r\n"),
+            Ok(Empty)
+        );
+        assert_eq!(
+            framing(
+                Method::GET,
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"
+            ),
+            Ok(Empty)
+        );
+        assert_eq!(
+            framing(Method::GET, b"HTTP/1.1 200 OK\r\n\r\n"),
+            Ok(CloseDelimited)
+        );
+        assert_eq!(
+            framing(Method::GET, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            Ok(Empty)
+        );
+        assert_eq!(
+            framing(
+                Method::GET,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+            ),
+            Ok(Chunked)
+        );
+        assert_eq!(
+            framing(
+                Method::GET,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"
+            ),
+            Ok(CloseDelimited)
+        );
+        assert_eq!(
+            framing(Method::CONNECT, b"HTTP/1.1 200 OK\r\n\r\n"),
+            Ok(Empty)
+        );
+        assert!(framing(
+            Method::GET,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n"
+        )
+        .is_err());
+        assert!(framing(
+            Method::GET,
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"
+        )
+        .is_err());
+    }
+}
