@@ -34,7 +34,10 @@ fn ureq_get() -> Get {
 }
 
 fn reqwest_get() -> Get {
-    let client = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     Arc::new(move |url, buf| {
         let mut res = client.get(url).send().unwrap();
         buf.clear();
@@ -54,7 +57,8 @@ fn run(get: &Get, url: &str, threads: usize, secs: f64) -> f64 {
     let started = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
-            let (get, url, stop, count) = (get.clone(), url.to_owned(), stop.clone(), count.clone());
+            let (get, url, stop, count) =
+                (get.clone(), url.to_owned(), stop.clone(), count.clone());
             std::thread::spawn(move || {
                 let mut buf = Vec::with_capacity(64);
                 let mut n = 0u64;
@@ -75,7 +79,10 @@ fn run(get: &Get, url: &str, threads: usize, secs: f64) -> f64 {
 }
 
 fn main() {
-    let secs: f64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let secs: f64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
     let listening = Server::http("127.0.0.1:0")
         .unwrap()
         .handle(|_req: Request, res: Response| {
@@ -89,7 +96,11 @@ fn main() {
         ("reqwest blocking", reqwest_get()),
     ];
     for threads in [1usize, 8] {
-        let label = if threads == 1 { "sequential keep-alive GETs" } else { "8 threads, one shared client" };
+        let label = if threads == 1 {
+            "sequential keep-alive GETs"
+        } else {
+            "8 threads, one shared client"
+        };
         println!("\n{label} ({secs} s each, spindle hello server in-process)");
         let mut results = Vec::new();
         // Two rounds, interleaved, to even out noise on a shared machine; keep the best.

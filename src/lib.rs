@@ -30,4 +30,3 @@ pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
 pub use http;
 pub use mime;
-

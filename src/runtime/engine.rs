@@ -166,7 +166,10 @@ impl EngineCore {
         lp.owned.store(false, Ordering::Release);
         // Unbounded channel, but at most one live assignment per loop is ever useful;
         // stale ones are skipped by their generation.
-        let _ = self.assign_tx.send(Assignment { index, gen: gen + 1 });
+        let _ = self.assign_tx.send(Assignment {
+            index,
+            gen: gen + 1,
+        });
         if self.idle_threads.load(Ordering::Acquire) == 0 {
             self.spawn_thread();
         }
@@ -180,12 +183,19 @@ impl EngineCore {
                 log::debug!("all {live} server threads are busy; loops wait for one");
                 return;
             }
-            match self.live_threads.compare_exchange(live, live + 1, Ordering::AcqRel, Ordering::Acquire) {
+            match self.live_threads.compare_exchange(
+                live,
+                live + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => break,
                 Err(now) => live = now,
             }
         }
-        let Some(spawn) = self.spawner.get() else { return };
+        let Some(spawn) = self.spawner.get() else {
+            return;
+        };
         match spawn() {
             Ok(handle) => {
                 let mut joins = lock(&self.joins);
@@ -232,7 +242,9 @@ impl LoopState {
                 return Some(Work::Accept);
             }
             let index = token as usize;
-            let Some(slot) = self.slots.get_mut(index) else { continue };
+            let Some(slot) = self.slots.get_mut(index) else {
+                continue;
+            };
             match slot {
                 Slot::Parked(_) => {
                     let Slot::Parked(mut conn) = std::mem::replace(slot, Slot::Free) else {
@@ -245,7 +257,8 @@ impl LoopState {
                         cut: false,
                     };
                     if conn.h1.needs_buffer() {
-                        conn.h1.give_buffer(self.free_bufs.pop().unwrap_or_default());
+                        conn.h1
+                            .give_buffer(self.free_bufs.pop().unwrap_or_default());
                     }
                     return Some(Work::Conn(conn));
                 }
@@ -292,7 +305,10 @@ impl LoopState {
         // One entry per connection suffices while its deadline only moves later: the
         // entry fires, sees the later deadline and moves itself.
         if conn.timer_tick.is_none_or(|queued| tick < queued) {
-            self.timers.entry(tick).or_default().push((conn.slot, conn.id));
+            self.timers
+                .entry(tick)
+                .or_default()
+                .push((conn.slot, conn.id));
             conn.timer_tick = Some(tick);
         }
     }
@@ -543,7 +559,13 @@ impl<H: Handler> Engine<H> {
         }
     }
 
-    fn close(&self, lp: &EventLoop, mut conn: Box<Conn>, fate: h1conn::Fate, scratch: &mut Scratch) {
+    fn close(
+        &self,
+        lp: &EventLoop,
+        mut conn: Box<Conn>,
+        fate: h1conn::Fate,
+        scratch: &mut Scratch,
+    ) {
         h1conn::finish(&mut conn.h1, &conn.socket, scratch, fate);
         log::debug!(
             "connection {} from {:?} ended after {} requests: {fate:?}",
@@ -577,7 +599,14 @@ impl<H: Handler> Engine<H> {
             let (stream, peer) = match accepted {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => {
                     // Out of descriptors or memory: the listener stays readable, so
                     // pause instead of spinning; open connections keep being served.
@@ -590,7 +619,10 @@ impl<H: Handler> Engine<H> {
                 continue;
             }
             if core.live_conns.load(Ordering::Acquire) >= core.config.max_connections {
-                log::warn!("connection limit {} reached; refusing {peer:?}", core.config.max_connections);
+                log::warn!(
+                    "connection limit {} reached; refusing {peer:?}",
+                    core.config.max_connections
+                );
                 reject_overloaded(stream);
                 continue;
             }
@@ -604,7 +636,10 @@ impl<H: Handler> Engine<H> {
             let id = core.next_conn_id.fetch_add(1, Ordering::Relaxed);
             let (slot, buf) = {
                 let mut st = lock(&lp.state);
-                (st.insert_busy(fd, id), st.free_bufs.pop().unwrap_or_default())
+                (
+                    st.insert_busy(fd, id),
+                    st.free_bufs.pop().unwrap_or_default(),
+                )
             };
             let mut h1 = H1Conn::new(Instant::now());
             h1.give_buffer(buf);
@@ -654,7 +689,12 @@ impl<H: Handler> Engine<H> {
                                 let fd = conn.socket.raw_fd();
                                 let Slot::Parked(conn) = std::mem::replace(
                                     &mut st.slots[index],
-                                    Slot::Busy { fd, id, pending: false, cut: false },
+                                    Slot::Busy {
+                                        fd,
+                                        id,
+                                        pending: false,
+                                        cut: false,
+                                    },
                                 ) else {
                                     unreachable!("matched Parked above")
                                 };
@@ -666,7 +706,9 @@ impl<H: Handler> Engine<H> {
                             }
                         }
                         // Busy: look again shortly; the connection re-arms when it parks.
-                        Some(Slot::Busy { id: busy_id, .. }) if *busy_id == id => Some(now_tick + 10),
+                        Some(Slot::Busy { id: busy_id, .. }) if *busy_id == id => {
+                            Some(now_tick + 10)
+                        }
                         _ => None,
                     };
                     if let Some(tick) = requeue {
@@ -707,7 +749,8 @@ fn watchdog(core: &EngineCore) {
             let progress = lp.progress.load(Ordering::Relaxed);
             let gen = lp.gen.load(Ordering::Acquire);
             let owned = lp.owned.load(Ordering::Acquire);
-            let stuck = owned && !lp.waiting.load(Ordering::Acquire) && last[index] == (progress, gen);
+            let stuck =
+                owned && !lp.waiting.load(Ordering::Acquire) && last[index] == (progress, gen);
             if stuck {
                 log::debug!("event loop {index} stuck in a handler; handing it to another thread");
                 core.hand_off(index, gen);
@@ -717,7 +760,10 @@ fn watchdog(core: &EngineCore) {
             }
             last[index] = (progress, lp.gen.load(Ordering::Acquire));
         }
-        if starved && core.config.overload == Overload::Reject && !core.stopping.load(Ordering::Acquire) {
+        if starved
+            && core.config.overload == Overload::Reject
+            && !core.stopping.load(Ordering::Acquire)
+        {
             // Every thread is busy and a loop waits for one: answer new connections
             // from here rather than leave them in the backlog.
             let guard = core.listener.read().unwrap_or_else(|p| p.into_inner());
@@ -763,7 +809,9 @@ impl Running {
                 let mut idle = Vec::new();
                 for index in 0..st.slots.len() {
                     if matches!(&st.slots[index], Slot::Parked(c) if c.h1.is_idle()) {
-                        if let Slot::Parked(conn) = std::mem::replace(&mut st.slots[index], Slot::Free) {
+                        if let Slot::Parked(conn) =
+                            std::mem::replace(&mut st.slots[index], Slot::Free)
+                        {
                             st.free_slots.push(index);
                             idle.push(conn);
                         }
@@ -772,7 +820,12 @@ impl Running {
                 idle
             };
             for mut conn in idle {
-                h1conn::finish(&mut conn.h1, &conn.socket, &mut scratch, h1conn::Fate::Shutdown);
+                h1conn::finish(
+                    &mut conn.h1,
+                    &conn.socket,
+                    &mut scratch,
+                    h1conn::Fate::Shutdown,
+                );
                 core.emit(&conn, ConnState::Closed);
                 drop(conn);
                 core.live_conns.fetch_sub(1, Ordering::AcqRel);
@@ -807,7 +860,9 @@ impl Running {
                 let mut parked = Vec::new();
                 for index in 0..st.slots.len() {
                     match &mut st.slots[index] {
-                        Slot::Busy { fd, cut: was_cut, .. } if !*was_cut => {
+                        Slot::Busy {
+                            fd, cut: was_cut, ..
+                        } if !*was_cut => {
                             // Safe against descriptor reuse: a busy connection's
                             // descriptor closes only after its slot is freed, which
                             // needs this lock.
@@ -818,7 +873,9 @@ impl Running {
                             cut += 1;
                         }
                         Slot::Parked(_) => {
-                            if let Slot::Parked(conn) = std::mem::replace(&mut st.slots[index], Slot::Free) {
+                            if let Slot::Parked(conn) =
+                                std::mem::replace(&mut st.slots[index], Slot::Free)
+                            {
                                 st.free_slots.push(index);
                                 parked.push(conn);
                             }
@@ -848,7 +905,10 @@ impl Running {
         }
         let live = core.live_threads.load(Ordering::Acquire);
         for _ in 0..live + 1 {
-            let _ = core.assign_tx.send(Assignment { index: 0, gen: u64::MAX });
+            let _ = core.assign_tx.send(Assignment {
+                index: 0,
+                gen: u64::MAX,
+            });
         }
         if let Some(w) = lock(&self.watchdog).take() {
             let _ = w.join();

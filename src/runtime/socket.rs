@@ -42,8 +42,12 @@ impl Stream {
     pub fn answer_and_close(self, bytes: &[u8]) {
         let limit = Some(Duration::from_millis(100));
         let _ = match &self {
-            Stream::Tcp(s) => s.set_write_timeout(limit).and_then(|()| (&*s).write_all(bytes)),
-            Stream::Unix(s) => s.set_write_timeout(limit).and_then(|()| (&*s).write_all(bytes)),
+            Stream::Tcp(s) => s
+                .set_write_timeout(limit)
+                .and_then(|()| (&*s).write_all(bytes)),
+            Stream::Unix(s) => s
+                .set_write_timeout(limit)
+                .and_then(|()| (&*s).write_all(bytes)),
         };
         let _ = match &self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Both),
@@ -69,9 +73,9 @@ impl Stream {
 const NO_TIMEOUT: u64 = u64::MAX;
 
 fn encode(timeout: Option<Duration>) -> u64 {
-    timeout
-        .filter(|d| !d.is_zero())
-        .map_or(NO_TIMEOUT, |d| d.as_nanos().min(u128::from(NO_TIMEOUT - 1)) as u64)
+    timeout.filter(|d| !d.is_zero()).map_or(NO_TIMEOUT, |d| {
+        d.as_nanos().min(u128::from(NO_TIMEOUT - 1)) as u64
+    })
 }
 
 fn decode(nanos: u64) -> Option<Duration> {

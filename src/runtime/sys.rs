@@ -31,9 +31,13 @@ impl Epoll {
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: epoll_create1 and eventfd take no pointers; on success each returns a
         // new descriptor that nothing else owns, so wrapping it in OwnedFd is sound.
-        let epfd = unsafe { OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        let epfd =
+            unsafe { OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
         let wake = unsafe {
-            OwnedFd::from_raw_fd(check(libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?)
+            OwnedFd::from_raw_fd(check(libc::eventfd(
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
+            ))?)
         };
         let ep = Epoll { epfd, wake };
         ep.add(ep.wake.as_raw_fd(), WAKE_TOKEN)?;
@@ -72,7 +76,12 @@ impl Epoll {
     }
 
     /// Waits for events, at most `timeout`; fills `out` with their tokens.
-    pub fn wait(&self, events: &mut [libc::epoll_event], out: &mut Vec<u64>, timeout: Option<Duration>) -> io::Result<()> {
+    pub fn wait(
+        &self,
+        events: &mut [libc::epoll_event],
+        out: &mut Vec<u64>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         let ms = match timeout {
             None => -1,
             Some(t) => t.as_millis().min(i32::MAX as u128) as libc::c_int,
@@ -80,7 +89,12 @@ impl Epoll {
         // SAFETY: `events` is a valid, writable buffer of `events.len()` entries, and the
         // kernel writes at most that many.
         let n = unsafe {
-            libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), events.len() as libc::c_int, ms)
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                ms,
+            )
         };
         if n < 0 {
             let err = io::Error::last_os_error();
@@ -123,12 +137,20 @@ pub(crate) enum Readiness {
 
 /// Blocks until `fd` is ready or `timeout` passes (`None`: forever). Returns false on
 /// timeout.
-pub(crate) fn wait_fd(fd: RawFd, readiness: Readiness, timeout: Option<Duration>) -> io::Result<bool> {
+pub(crate) fn wait_fd(
+    fd: RawFd,
+    readiness: Readiness,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
     let events = match readiness {
         Readiness::Read => libc::POLLIN | libc::POLLRDHUP,
         Readiness::Write => libc::POLLOUT,
     };
-    let mut pfd = libc::pollfd { fd, events, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     let ms = match timeout {
         None => -1,
         Some(t) => t.as_millis().clamp(1, i32::MAX as u128) as libc::c_int,

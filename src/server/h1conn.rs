@@ -920,7 +920,11 @@ pub(crate) fn on_timeout(conn: &mut H1Conn, scratch: &mut Scratch) -> Fate {
     }
     if !conn.is_idle() {
         log::debug!("request head timed out");
-        write_error(&mut scratch.write, StatusCode::REQUEST_TIMEOUT, "request head timed out");
+        write_error(
+            &mut scratch.write,
+            StatusCode::REQUEST_TIMEOUT,
+            "request head timed out",
+        );
     }
     Fate::HeadTimeout
 }
@@ -987,7 +991,10 @@ fn read_head(
             check_from = data.len();
             head_started.get_or_insert_with(Instant::now);
         }
-        match side.rbuf.fill_with(|buf| io.try_read(buf), cfg.limits.max_head_bytes + 1) {
+        match side
+            .rbuf
+            .fill_with(|buf| io.try_read(buf), cfg.limits.max_head_bytes + 1)
+        {
             Ok(0) => {
                 return Err(if side.rbuf.is_empty() {
                     Fate::PeerClosed

@@ -36,12 +36,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use crate::runtime::engine::ShutdownReport;
+pub use crate::runtime::listener::{ListenAddr, ListenOptions};
 pub use config::Overload;
 pub use handler::Handler;
 pub use request::Request;
 pub use response::{Fresh, Response, Streaming, WriteStatus};
-pub use crate::runtime::engine::ShutdownReport;
-pub use crate::runtime::listener::{ListenAddr, ListenOptions};
 
 use crate::runtime::engine::{self, ConnHook, Running};
 use crate::runtime::listener::Listener;
@@ -150,7 +150,10 @@ impl Server {
     pub fn local_addr(&self) -> Result<SocketAddr> {
         match self.listener.listen_addr() {
             Ok(ListenAddr::Tcp(addr)) => Ok(addr),
-            Ok(ListenAddr::Unix(_)) => Err(Error::new(ErrorKind::Usage, "a unix socket has no TCP address")),
+            Ok(ListenAddr::Unix(_)) => Err(Error::new(
+                ErrorKind::Usage,
+                "a unix socket has no TCP address",
+            )),
             Err(e) => Err(Error::io("reading the local address", e)),
         }
     }
@@ -279,8 +282,15 @@ impl Server {
             .listener
             .listen_addr()
             .map_err(|e| Error::io("reading the local address", e))?;
-        let running = engine::start(self.listener, handler, self.config, self.loops, threads, self.hook)
-            .map_err(|e| Error::io("starting the server", e))?;
+        let running = engine::start(
+            self.listener,
+            handler,
+            self.config,
+            self.loops,
+            threads,
+            self.hook,
+        )
+        .map_err(|e| Error::io("starting the server", e))?;
         Ok(Listening { running, addr })
     }
 }
@@ -354,6 +364,8 @@ impl Drop for Listening {
 
 impl std::fmt::Debug for Listening {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listening").field("addr", &self.addr).finish()
+        f.debug_struct("Listening")
+            .field("addr", &self.addr)
+            .finish()
     }
 }

@@ -295,7 +295,7 @@ impl Decoder {
     /// the compression context is lost and the connection must be closed with
     /// COMPRESSION_ERROR.
     pub fn decode<F: FnMut(Field)>(&mut self, src: &[u8], mut emit: F) -> Result<(), DecoderError> {
-        if self.update_required && src.first().map_or(true, |b| b & 0xe0 != 0x20) {
+        if self.update_required && src.first().is_none_or(|b| b & 0xe0 != 0x20) {
             return Err(DecoderError::SizeUpdateRequired);
         }
         let mut pos = 0;
