@@ -122,7 +122,15 @@ pub(crate) struct Conn {
     slot: usize,
     deadline: Instant,
     timer_tick: Option<u64>,
+    /// Closing: we stopped writing and discard what the peer still sends (the count so
+    /// far) until it closes or the linger deadline passes.
+    lingering: Option<usize>,
 }
+
+/// How long a closing connection may keep sending before it is cut.
+const LINGER: Duration = Duration::from_millis(500);
+/// How much a closing connection may send before it is cut.
+const LINGER_BYTES: usize = 256 * 1024;
 
 enum Work {
     Conn(Box<Conn>),
@@ -219,9 +227,15 @@ impl EngineCore {
         }
     }
 
-    fn tick_of(&self, at: Instant) -> u64 {
-        let since = at.saturating_duration_since(self.epoch);
-        (since.as_nanos() / TICK.as_nanos()) as u64 + 1
+    /// The timer tick at or after `deadline`: an entry there fires no earlier than it.
+    fn tick_of(&self, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.epoch).as_nanos();
+        since.div_ceil(TICK.as_nanos()) as u64
+    }
+
+    /// The last tick that has fully begun at `now`: entries up to it are due.
+    fn current_tick(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.epoch).as_nanos() / TICK.as_nanos()) as u64
     }
 
     /// Connections currently open.
@@ -508,6 +522,9 @@ impl<H: Handler> Engine<H> {
     /// Serves a connection until it would block, then parks or closes it.
     fn serve(&self, lp: &EventLoop, mut conn: Box<Conn>, scratch: &mut Scratch) {
         let core = &self.core;
+        if conn.lingering.is_some() {
+            return self.linger(lp, conn);
+        }
         loop {
             core.emit(&conn, ConnState::Active);
             let before = conn.h1.served();
@@ -566,13 +583,60 @@ impl<H: Handler> Engine<H> {
         fate: h1conn::Fate,
         scratch: &mut Scratch,
     ) {
-        h1conn::finish(&mut conn.h1, &conn.socket, scratch, fate);
+        let linger = h1conn::finish(&mut conn.h1, &conn.socket, scratch, fate);
         log::debug!(
             "connection {} from {:?} ended after {} requests: {fate:?}",
             conn.id,
             conn.peer,
             conn.h1.served()
         );
+        if linger && !self.core.terminate.load(Ordering::Acquire) {
+            conn.lingering = Some(0);
+            conn.deadline = Instant::now() + LINGER;
+            return self.linger(lp, conn);
+        }
+        self.release(lp, conn);
+    }
+
+    /// Discards what a closing peer still sends, without blocking; parks the connection
+    /// until it closes its side or the linger deadline passes.
+    fn linger(&self, lp: &EventLoop, mut conn: Box<Conn>) {
+        let mut sink = [0u8; 4096];
+        loop {
+            let total = conn.lingering.unwrap_or(0);
+            match conn.socket.try_read(&mut sink) {
+                Ok(n) if n > 0 && total + n < LINGER_BYTES => conn.lingering = Some(total + n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= conn.deadline {
+                        break;
+                    }
+                    let mut st = lock(&lp.state);
+                    if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
+                        if *cut {
+                            break;
+                        }
+                        if *pending {
+                            *pending = false;
+                            continue;
+                        }
+                    }
+                    let tick = self.core.tick_of(conn.deadline);
+                    st.schedule(&mut conn, tick);
+                    let buf = conn.h1.take_buffer_if_idle();
+                    st.recycle(buf);
+                    let slot = conn.slot;
+                    st.slots[slot] = Slot::Parked(conn);
+                    return;
+                }
+                _ => break,
+            }
+        }
+        let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+        self.release(lp, conn);
+    }
+
+    /// Frees a connection's slot and closes its socket.
+    fn release(&self, lp: &EventLoop, mut conn: Box<Conn>) {
         {
             let mut st = lock(&lp.state);
             st.free(conn.slot);
@@ -580,7 +644,7 @@ impl<H: Handler> Engine<H> {
             st.recycle(buf);
         }
         self.core.emit(&conn, ConnState::Closed);
-        // The descriptor closes only after its slot is free (see `cut_busy`).
+        // The descriptor closes only after its slot is free (see `cut_remaining`).
         drop(conn);
         self.core.live_conns.fetch_sub(1, Ordering::AcqRel);
         self.core.closed_conns.fetch_add(1, Ordering::AcqRel);
@@ -651,6 +715,7 @@ impl<H: Handler> Engine<H> {
                 slot,
                 deadline: Instant::now(),
                 timer_tick: None,
+                lingering: None,
             });
             core.live_conns.fetch_add(1, Ordering::AcqRel);
             core.emit(&conn, ConnState::New);
@@ -673,7 +738,7 @@ impl<H: Handler> Engine<H> {
     fn run_timers(&self, lp: &EventLoop, scratch: &mut Scratch) -> Option<Duration> {
         let core = &self.core;
         let now = Instant::now();
-        let now_tick = core.tick_of(now);
+        let now_tick = core.current_tick(now);
         let mut expired = Vec::new();
         let next = {
             let mut st = lock(&lp.state);
@@ -702,7 +767,7 @@ impl<H: Handler> Engine<H> {
                                 None
                             } else {
                                 conn.timer_tick = None;
-                                Some(core.tick_of(conn.deadline))
+                                Some(core.tick_of(conn.deadline).max(now_tick + 1))
                             }
                         }
                         // Busy: look again shortly; the connection re-arms when it parks.
@@ -722,6 +787,11 @@ impl<H: Handler> Engine<H> {
             st.timers.first_key_value().map(|(tick, _)| *tick)
         };
         for mut conn in expired {
+            if conn.lingering.is_some() {
+                let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+                self.release(lp, conn);
+                continue;
+            }
             let fate = h1conn::on_timeout(&mut conn.h1, scratch);
             self.close(lp, conn, fate, scratch);
         }
@@ -808,7 +878,8 @@ impl Running {
                 let mut st = lock(&lp.state);
                 let mut idle = Vec::new();
                 for index in 0..st.slots.len() {
-                    if matches!(&st.slots[index], Slot::Parked(c) if c.h1.is_idle()) {
+                    if matches!(&st.slots[index], Slot::Parked(c) if c.h1.is_idle() || c.lingering.is_some())
+                    {
                         if let Slot::Parked(conn) =
                             std::mem::replace(&mut st.slots[index], Slot::Free)
                         {
@@ -820,12 +891,15 @@ impl Running {
                 idle
             };
             for mut conn in idle {
-                h1conn::finish(
-                    &mut conn.h1,
-                    &conn.socket,
-                    &mut scratch,
-                    h1conn::Fate::Shutdown,
-                );
+                if conn.lingering.is_none() {
+                    h1conn::finish(
+                        &mut conn.h1,
+                        &conn.socket,
+                        &mut scratch,
+                        h1conn::Fate::Shutdown,
+                    );
+                }
+                let _ = conn.socket.shutdown(std::net::Shutdown::Both);
                 core.emit(&conn, ConnState::Closed);
                 drop(conn);
                 core.live_conns.fetch_sub(1, Ordering::AcqRel);

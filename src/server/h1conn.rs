@@ -423,6 +423,10 @@ struct H1Sink<'c> {
     close: bool,
     /// Set once a write to the socket failed: the connection is dead.
     broken: bool,
+    /// The server is shutting down gracefully.
+    stopping: &'c AtomicBool,
+    /// Another request already waits behind this one.
+    pipelined: bool,
 }
 
 impl H1Sink<'_> {
@@ -456,7 +460,10 @@ impl H1Sink<'_> {
                 }
             }
         };
-        if response_wants_close(headers) {
+        if response_wants_close(headers)
+            || (self.stopping.load(Ordering::Relaxed) && !self.pipelined)
+        {
+            // During a graceful shutdown the last answer says so.
             self.keep_alive = false;
         }
 
@@ -769,15 +776,14 @@ fn exchange<H: Handler + ?Sized>(
         BodyFraming::CloseDelimited => BodyState::Done,
     };
     side.trailers = None;
-    let mut keep_alive = keep_alive && cfg.keep_alive;
-    if keep_alive && stopping.load(Ordering::Relaxed) {
-        // Shutting down: this is the last exchange unless the client already sent more.
-        let body_len = match framing {
-            BodyFraming::Length(n) => n,
-            _ => 0,
-        };
-        keep_alive = (side.rbuf.data().len() as u64) > body_len;
-    }
+    let keep_alive = keep_alive && cfg.keep_alive;
+    // Bytes beyond this request's body are already here: another request follows, which
+    // a graceful shutdown must still answer.
+    let pipelined = match framing {
+        BodyFraming::Length(n) => side.rbuf.data().len() as u64 > n,
+        BodyFraming::Empty => !side.rbuf.is_empty(),
+        _ => false,
+    };
     let cont = Continue {
         pending: AtomicBool::new(false),
         head_sent: AtomicBool::new(false),
@@ -835,6 +841,8 @@ fn exchange<H: Handler + ?Sized>(
         cont: &cont,
         close: false,
         broken: false,
+        stopping,
+        pipelined,
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         handler.handle(request, Response::new(&mut sink));
@@ -898,18 +906,30 @@ fn flush(io: &dyn Transport, out: &mut Vec<u8>) -> io::Result<()> {
     result
 }
 
-/// Ends a connection: sends what is buffered (an error answer, say), then closes without
-/// resetting a peer that may still be sending.
-pub(crate) fn finish(conn: &mut H1Conn, io: &dyn Transport, scratch: &mut Scratch, fate: Fate) {
+/// Ends a connection: sends what is buffered (an error answer, say) and stops writing.
+/// Returns true when the peer may still be sending: the caller should then read and
+/// discard for a short while before closing, so the kernel does not answer the peer's
+/// late bytes with a reset that destroys the answer we just sent (RFC 9112 §9.6).
+pub(crate) fn finish(
+    conn: &mut H1Conn,
+    io: &dyn Transport,
+    scratch: &mut Scratch,
+    fate: Fate,
+) -> bool {
     if fate != Fate::Io {
         let _ = flush(io, &mut scratch.write);
     }
     scratch.write.clear();
     let unread_input = !conn.side.rbuf.is_empty() || !matches!(conn.side.body, BodyState::Done);
+    conn.side.rbuf.start = 0;
+    conn.side.rbuf.end = 0;
+    conn.side.body = BodyState::Done;
     if unread_input && fate != Fate::Io {
-        linger_close(io);
+        let _ = io.shutdown(Shutdown::Write);
+        true
     } else {
         let _ = io.shutdown(Shutdown::Both);
+        false
     }
 }
 
@@ -1029,20 +1049,4 @@ fn write_error(out: &mut Vec<u8>, status: StatusCode, reason: &str) {
         out.extend_from_slice(reason.as_bytes());
         out.push(b'\n');
     }
-}
-
-/// Closes a connection whose peer may still be sending, without the reset that would
-/// destroy the answer we just sent (RFC 9112 §9.6): stop writing, read a little, close.
-fn linger_close(io: &dyn Transport) {
-    let _ = io.shutdown(Shutdown::Write);
-    let _ = io.set_read_timeout(Some(Duration::from_millis(250)));
-    let mut scratch = [0u8; 4096];
-    let mut total = 0;
-    while total < 256 * 1024 {
-        match io.read(&mut scratch) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => total += n,
-        }
-    }
-    let _ = io.shutdown(Shutdown::Both);
 }
