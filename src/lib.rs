@@ -23,6 +23,7 @@ mod error;
 pub mod h1;
 pub mod h2;
 pub(crate) mod runtime;
+pub mod handlers;
 pub mod server;
 
 pub use error::{Error, ErrorKind, Result};
