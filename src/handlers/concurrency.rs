@@ -180,7 +180,7 @@ impl Slots {
         };
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         drop(guard);
-        got.then_some(Permit(self))
+        got.then(|| Permit(self))
     }
 }
 

@@ -8,7 +8,7 @@
 //! allocate nothing per request on their common paths.
 //!
 //! ```no_run
-//! use spindle::handlers::{AccessLog, BodyLimit, Compression, Layers, Router};
+//! use spindle::handlers::{AccessLogLayer, BodyLimitLayer, CompressionLayer, Layers, Router};
 //! use spindle::handlers::RequestExt;
 //! use spindle::server::{Request, Response, Server};
 //!
@@ -19,9 +19,9 @@
 //!     })
 //!     .build()?;
 //! let app = Layers::new()
-//!     .layer(AccessLog::new())          // outermost: sees every request
-//!     .layer(Compression::new())
-//!     .layer(BodyLimit::new(1 << 20))
+//!     .layer(AccessLogLayer::new())          // outermost: sees every request
+//!     .layer(CompressionLayer::new())
+//!     .layer(BodyLimitLayer::new(1 << 20))
 //!     .service(router);
 //! Server::http("127.0.0.1:3000")?.handle(app)?.join();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -125,13 +125,13 @@ where
 /// layer added sees the request first and the response last.
 ///
 /// ```
-/// use spindle::handlers::{CatchPanic, Layers, RequestId};
+/// use spindle::handlers::{CatchPanicLayer, Layers, RequestIdLayer};
 /// use spindle::handlers::testing::TestRequest;
 /// use spindle::server::{Request, Response};
 ///
 /// let app = Layers::new()
-///     .layer(RequestId::new())
-///     .layer(CatchPanic::new())
+///     .layer(RequestIdLayer::new())
+///     .layer(CatchPanicLayer::new())
 ///     .service(|_req: Request, _res: Response| panic!("boom"));
 /// let rec = TestRequest::get("/").run(&app);
 /// assert_eq!(rec.status(), 500);
@@ -179,12 +179,12 @@ impl<H, L: Layer<H>> Layer<H> for Layers<L> {
 /// `handler.with(layer)`: wrapping in method-call style, innermost first.
 ///
 /// ```
-/// use spindle::handlers::{AccessLog, Compression, HandlerExt};
+/// use spindle::handlers::{AccessLogLayer, CompressionLayer, HandlerExt};
 /// use spindle::server::{Request, Response};
 ///
 /// let app = (|_req: Request, res: Response| { res.send(b"hi").ok(); })
-///     .with(Compression::new())
-///     .with(AccessLog::new()); // outermost
+///     .with(CompressionLayer::new())
+///     .with(AccessLogLayer::new()); // outermost
 /// # let _ = app;
 /// ```
 pub trait HandlerExt: Handler + Sized {

@@ -128,7 +128,7 @@ struct RouteDef {
 /// assert_eq!(TestRequest::get("/api/v1/users/3").run(&router).text(), "user");
 /// assert_eq!(TestRequest::get("/").run(&router).text(), "home");
 /// let rec = TestRequest::new("PUT", "/api/v1/users/3").run(&router);
-/// assert_eq!((rec.status(), rec.header("allow")), (405, Some("GET, HEAD, DELETE")));
+/// assert_eq!((rec.status().as_u16(), rec.header("allow")), (405, Some("GET, HEAD, DELETE")));
 /// assert_eq!(TestRequest::get("/nowhere").run(&router).status(), 404);
 ///
 /// let clash = Router::builder()
