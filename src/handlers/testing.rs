@@ -475,7 +475,12 @@ impl TestServer {
 
     /// Sends `request` (raw bytes; include `Connection: close`) and parses the answer.
     pub fn send_raw(&self, request: &[u8]) -> io::Result<RawResponse> {
-        RawResponse::parse(&self.raw(request)?)
+        let bytes = self.raw(request)?;
+        if request.starts_with(b"HEAD ") {
+            RawResponse::parse_head_reply(&bytes)
+        } else {
+            RawResponse::parse(&bytes)
+        }
     }
 }
 
@@ -503,7 +508,17 @@ impl RawResponse {
     }
 
     /// Parses one HTTP/1.1 response (after any 1xx) from `bytes`.
-    pub fn parse(mut bytes: &[u8]) -> io::Result<RawResponse> {
+    pub fn parse(bytes: &[u8]) -> io::Result<RawResponse> {
+        RawResponse::parse_inner(bytes, false)
+    }
+
+    /// Parses the answer to a HEAD request: it has no body, whatever its
+    /// `Content-Length` says.
+    pub fn parse_head_reply(bytes: &[u8]) -> io::Result<RawResponse> {
+        RawResponse::parse_inner(bytes, true)
+    }
+
+    fn parse_inner(mut bytes: &[u8], head: bool) -> io::Result<RawResponse> {
         let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("raw response: {what}"));
         loop {
             let mut fields = [httparse::EMPTY_HEADER; 64];
@@ -527,7 +542,9 @@ impl RawResponse {
             let chunked = headers
                 .get(http::header::TRANSFER_ENCODING)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
-            let body = if chunked {
+            let body = if head {
+                Vec::new()
+            } else if chunked {
                 dechunk(bytes).ok_or_else(|| bad("chunked body"))?
             } else if let Some(len) = headers
                 .get(http::header::CONTENT_LENGTH)
