@@ -64,14 +64,22 @@ fn wrk_available() -> bool {
 }
 
 fn secs() -> u64 {
-    std::env::var("ROUTER_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(4)
+    std::env::var("ROUTER_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4)
 }
 
 /// Requests per second at `addr`.
 fn load(addr: SocketAddr) -> f64 {
     if wrk_available() {
         let out = Command::new("wrk")
-            .args(["-t1", "-c16", &format!("-d{}s", secs()), &format!("http://{addr}/hello")])
+            .args([
+                "-t1",
+                "-c16",
+                &format!("-d{}s", secs()),
+                &format!("http://{addr}/hello"),
+            ])
             .output()
             .expect("wrk runs");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -123,7 +131,11 @@ fn main() {
     let routed = start(router().with(AccessLogLayer::new()));
     println!(
         "load generator: {}",
-        if wrk_available() { "wrk -t1 -c16" } else { "rust loop, 4 connections (install wrk for better numbers)" }
+        if wrk_available() {
+            "wrk -t1 -c16"
+        } else {
+            "rust loop, 4 connections (install wrk for better numbers)"
+        }
     );
     // Interleaved rounds; the best of each, to damp the noise of a shared machine.
     let (mut b, mut r, mut rl) = (0f64, 0f64, 0f64);
@@ -133,10 +145,18 @@ fn main() {
         r = r.max(load(routed.local_addr()));
         log::set_max_level(log::LevelFilter::Info);
         rl = rl.max(load(routed.local_addr()));
-        println!("round {round}: bare {b:.0} req/s, router+log(off) {r:.0}, router+log(on) {rl:.0}");
+        println!(
+            "round {round}: bare {b:.0} req/s, router+log(off) {r:.0}, router+log(on) {rl:.0}"
+        );
     }
     println!("bare hello:                     {b:>10.0} req/s");
-    println!("router(100)+access log, off:    {r:>10.0} req/s  ratio {:.3}", r / b);
-    println!("router(100)+access log, on:     {rl:>10.0} req/s  ratio {:.3}", rl / b);
+    println!(
+        "router(100)+access log, off:    {r:>10.0} req/s  ratio {:.3}",
+        r / b
+    );
+    println!(
+        "router(100)+access log, on:     {rl:>10.0} req/s  ratio {:.3}",
+        rl / b
+    );
     println!("target: ratio >= 0.95");
 }

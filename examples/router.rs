@@ -26,7 +26,9 @@ const LIMIT: u64 = 1 << 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3000".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
     let store: Store = Arc::default();
 
     let (list, get, put, delete) = (store.clone(), store.clone(), store.clone(), store);
@@ -40,18 +42,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect();
             res.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            res.send(serde_json::Value::Object(sizes).to_string().as_bytes()).ok();
+            res.send(serde_json::Value::Object(sizes).to_string().as_bytes())
+                .ok();
         })
         .route("GET /kv/{key}", move |req: Request, mut res: Response| {
             let key = req.path_value("key").unwrap_or_default();
             match get.read().unwrap().get(key) {
                 Some(value) => {
-                    res.headers_mut()
-                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                    res.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    );
                     res.send(value).ok();
                 }
                 None => {
-                    res.with_status(StatusCode::NOT_FOUND).send(b"no such key\n").ok();
+                    res.with_status(StatusCode::NOT_FOUND)
+                        .send(b"no such key\n")
+                        .ok();
                 }
             }
         })
@@ -61,13 +68,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             match req.read_to_end(&mut value) {
                 Ok(_) => {
                     let existed = put.write().unwrap().insert(key, value).is_some();
-                    let status = if existed { StatusCode::NO_CONTENT } else { StatusCode::CREATED };
+                    let status = if existed {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::CREATED
+                    };
                     res.with_status(status).send(b"").ok();
                 }
                 // The body-limit layer turns this response into a 413 by itself.
                 Err(e) if BodyTooLarge::find(&e).is_some() => {}
                 Err(e) => {
-                    res.with_status(StatusCode::BAD_REQUEST).send(format!("{e}\n").as_bytes()).ok();
+                    res.with_status(StatusCode::BAD_REQUEST)
+                        .send(format!("{e}\n").as_bytes())
+                        .ok();
                 }
             }
         })

@@ -22,8 +22,8 @@
 mod error;
 pub mod h1;
 pub mod h2;
-pub(crate) mod runtime;
 pub mod handlers;
+pub(crate) mod runtime;
 pub mod server;
 
 pub use error::{Error, ErrorKind, Result};

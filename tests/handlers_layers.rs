@@ -12,14 +12,17 @@ use spindle::server::{Handler, Request, Response};
 
 fn text(body: &'static str, ctype: &'static str) -> impl Handler {
     move |_req: Request, mut res: Response| {
-        res.headers_mut().insert("content-type", ctype.parse().unwrap());
+        res.headers_mut()
+            .insert("content-type", ctype.parse().unwrap());
         res.send(body.as_bytes()).ok();
     }
 }
 
 fn gunzip(bytes: &[u8]) -> String {
     let mut s = String::new();
-    flate2::read::GzDecoder::new(bytes).read_to_string(&mut s).unwrap();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut s)
+        .unwrap();
     s
 }
 
@@ -90,17 +93,27 @@ fn body_limit_cuts_chunked_body_at_the_limit() {
     let app = (move |mut req: Request, res: Response| {
         let mut body = Vec::new();
         let err = req.read_to_end(&mut body).err();
-        *s.lock().unwrap() = Some((body.len(), err.as_ref().and_then(BodyTooLarge::find).copied()));
+        *s.lock().unwrap() = Some((
+            body.len(),
+            err.as_ref().and_then(BodyTooLarge::find).copied(),
+        ));
         res.send(b"handler answer").ok();
     })
     .with(BodyLimitLayer::new(100));
-    let rec = TestRequest::post("/").chunked_body(vec![7u8; 101]).run(&app);
+    let rec = TestRequest::post("/")
+        .chunked_body(vec![7u8; 101])
+        .run(&app);
     assert_eq!(rec.status(), 413);
     let (read, err) = seen.lock().unwrap().take().unwrap();
     assert!(read <= 100);
     assert_eq!(err, Some(BodyTooLarge { limit: 100 }));
-    let rec = TestRequest::post("/").chunked_body(vec![7u8; 100]).run(&app);
-    assert_eq!((rec.status().as_u16(), rec.text().as_str()), (200, "handler answer"));
+    let rec = TestRequest::post("/")
+        .chunked_body(vec![7u8; 100])
+        .run(&app);
+    assert_eq!(
+        (rec.status().as_u16(), rec.text().as_str()),
+        (200, "handler answer")
+    );
     assert_eq!(seen.lock().unwrap().take().unwrap(), (100, None));
 }
 
@@ -108,11 +121,17 @@ fn body_limit_cuts_chunked_body_at_the_limit() {
 fn body_limit_keeps_trailers_visible() {
     let app = (|mut req: Request, res: Response| {
         std::io::copy(&mut req, &mut std::io::sink()).unwrap();
-        let t = req.trailers().and_then(|t| t.get("x-sum")).map(|v| v.to_str().unwrap().to_owned());
+        let t = req
+            .trailers()
+            .and_then(|t| t.get("x-sum"))
+            .map(|v| v.to_str().unwrap().to_owned());
         res.send(t.unwrap_or_default().as_bytes()).ok();
     })
     .with(BodyLimitLayer::new(100));
-    let rec = TestRequest::post("/").chunked_body("abc").trailer("x-sum", "42").run(&app);
+    let rec = TestRequest::post("/")
+        .chunked_body("abc")
+        .trailer("x-sum", "42")
+        .run(&app);
     assert_eq!(rec.text(), "42");
 }
 
@@ -124,14 +143,18 @@ fn catch_panic_answers_500_and_keeps_outer_headers() {
         .layer(RequestIdLayer::new())
         .layer(CatchPanicLayer::new())
         .service(|_req: Request, mut res: Response| {
-            res.headers_mut().insert("content-type", "image/png".parse().unwrap());
+            res.headers_mut()
+                .insert("content-type", "image/png".parse().unwrap());
             panic!("handler bug");
         });
     let rec = TestRequest::get("/").run(&app);
     assert_eq!(rec.status(), 500);
     assert!(!rec.panicked());
     assert!(rec.header("x-request-id").is_some());
-    assert_eq!(rec.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        rec.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
 }
 
 #[test]
@@ -172,19 +195,27 @@ fn gz() -> CompressionLayer {
 #[test]
 fn compresses_whole_bodies_by_q_value() {
     let app = text(long(), "text/plain").with(gz());
-    let rec = TestRequest::get("/").header("accept-encoding", "deflate;q=0.5, gzip").run(&app);
+    let rec = TestRequest::get("/")
+        .header("accept-encoding", "deflate;q=0.5, gzip")
+        .run(&app);
     assert_eq!(rec.header("content-encoding"), Some("gzip"));
     assert_eq!(rec.header("vary"), Some("accept-encoding"));
     assert!(rec.body().len() < long().len() / 5);
     assert_eq!(gunzip(rec.body()), long());
 
-    let rec = TestRequest::get("/").header("accept-encoding", "gzip;q=0.2, deflate").run(&app);
+    let rec = TestRequest::get("/")
+        .header("accept-encoding", "gzip;q=0.2, deflate")
+        .run(&app);
     assert_eq!(rec.header("content-encoding"), Some("deflate"));
     let mut s = String::new();
-    flate2::read::ZlibDecoder::new(rec.body()).read_to_string(&mut s).unwrap();
+    flate2::read::ZlibDecoder::new(rec.body())
+        .read_to_string(&mut s)
+        .unwrap();
     assert_eq!(s, long());
 
-    let rec = TestRequest::get("/").header("accept-encoding", "gzip;q=0").run(&app);
+    let rec = TestRequest::get("/")
+        .header("accept-encoding", "gzip;q=0")
+        .run(&app);
     assert_eq!(rec.header("content-encoding"), None);
     assert_eq!(rec.header("vary"), Some("accept-encoding"));
     assert_eq!(rec.text(), long());
@@ -193,7 +224,8 @@ fn compresses_whole_bodies_by_q_value() {
 #[test]
 fn compression_streams_and_flushes() {
     let app = (|_req: Request, mut res: Response| {
-        res.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+        res.headers_mut()
+            .insert("content-type", "text/event-stream".parse().unwrap());
         let mut res = res.start().unwrap();
         for i in 0..200 {
             writeln!(res, "data: event {i}").unwrap();
@@ -204,7 +236,9 @@ fn compression_streams_and_flushes() {
         res.end().unwrap();
     })
     .with(gz());
-    let rec = TestRequest::get("/").header("accept-encoding", "gzip").run(&app);
+    let rec = TestRequest::get("/")
+        .header("accept-encoding", "gzip")
+        .run(&app);
     assert!(rec.streamed());
     assert!(rec.flushes() >= 1);
     assert_eq!(rec.header("content-encoding"), Some("gzip"));
@@ -221,23 +255,32 @@ fn compression_skips_what_it_should() {
     assert_eq!(rec.header("content-encoding"), None);
     // Types that do not compress.
     let rec = ae(TestRequest::get("/")).run(&text(long(), "image/png").with(gz()));
-    assert_eq!((rec.header("content-encoding"), rec.header("vary")), (None, None));
+    assert_eq!(
+        (rec.header("content-encoding"), rec.header("vary")),
+        (None, None)
+    );
     // HEAD.
     let rec = ae(TestRequest::head("/")).run(&text(long(), "text/plain").with(gz()));
     assert_eq!(rec.header("content-encoding"), None);
     // Already encoded.
     let pre = (|_req: Request, mut res: Response| {
-        res.headers_mut().insert("content-type", "text/plain".parse().unwrap());
-        res.headers_mut().insert("content-encoding", "br".parse().unwrap());
+        res.headers_mut()
+            .insert("content-type", "text/plain".parse().unwrap());
+        res.headers_mut()
+            .insert("content-encoding", "br".parse().unwrap());
         res.send(long().as_bytes()).ok();
     })
     .with(gz());
     let rec = ae(TestRequest::get("/")).run(&pre);
-    assert_eq!((rec.header("content-encoding"), rec.text().as_str()), (Some("br"), long()));
+    assert_eq!(
+        (rec.header("content-encoding"), rec.text().as_str()),
+        (Some("br"), long())
+    );
     // 204 and 304.
     for status in [204u16, 304] {
         let h = (move |_req: Request, mut res: Response| {
-            res.headers_mut().insert("content-type", "text/plain".parse().unwrap());
+            res.headers_mut()
+                .insert("content-type", "text/plain".parse().unwrap());
             *res.status_mut() = status.try_into().unwrap();
             res.send(b"").ok();
         })
@@ -280,7 +323,10 @@ fn access_log_lines() {
     let app = text("hello", "text/plain").with(AccessLogLayer::new().format(LogFormat::Common));
     TestRequest::new("PUT", "/clf").run(&app);
     let lines = cap.0.lock().unwrap().clone();
-    let short = lines.iter().find(|l| l.contains("/short")).expect("short line");
+    let short = lines
+        .iter()
+        .find(|l| l.contains("/short"))
+        .expect("short line");
     assert!(short.starts_with("GET /short?x=1 200 5B "), "{short}");
     let clf = lines.iter().find(|l| l.contains("/clf")).expect("clf line");
     assert!(clf.starts_with("127.0.0.1 - - ["), "{clf}");
@@ -291,7 +337,11 @@ fn access_log_lines() {
 
 fn echo_params() -> impl Handler {
     |req: Request, res: Response| {
-        let p = req.extensions().get::<spindle::handlers::Params>().cloned().unwrap_or_default();
+        let p = req
+            .extensions()
+            .get::<spindle::handlers::Params>()
+            .cloned()
+            .unwrap_or_default();
         let s: Vec<String> = p.iter().map(|(k, v)| format!("{k}={v}")).collect();
         res.send(s.join("&").as_bytes()).ok();
     }
@@ -316,15 +366,27 @@ fn router_matches_captures_and_wildcards() {
         .unwrap();
     assert_eq!(TestRequest::get("/items/42").run(&r).text(), "id=42");
     assert_eq!(TestRequest::get("/items/new").run(&r).text(), "new");
-    assert_eq!(TestRequest::get("/items/a%2Fb%20c").run(&r).text(), "id=a/b c");
-    assert_eq!(TestRequest::get("/static/css/x.css").run(&r).text(), "path=css/x.css");
+    assert_eq!(
+        TestRequest::get("/items/a%2Fb%20c").run(&r).text(),
+        "id=a/b c"
+    );
+    assert_eq!(
+        TestRequest::get("/static/css/x.css").run(&r).text(),
+        "path=css/x.css"
+    );
     assert_eq!(TestRequest::get("/static/").run(&r).text(), "path=");
     assert_eq!(TestRequest::post("/static/any").run(&r).text(), "path=any");
     assert_eq!(TestRequest::get("/docs/").run(&r).text(), "docs-index");
-    assert_eq!(TestRequest::get("/docs/deep/page").run(&r).text(), "docs-subtree");
+    assert_eq!(
+        TestRequest::get("/docs/deep/page").run(&r).text(),
+        "docs-subtree"
+    );
     assert_eq!(TestRequest::get("/a/1/b/2").run(&r).text(), "x=1&y=2");
     let rec = TestRequest::get("/docs?q=1").run(&r);
-    assert_eq!((rec.status().as_u16(), rec.header("location")), (301, Some("/docs/?q=1")));
+    assert_eq!(
+        (rec.status().as_u16(), rec.header("location")),
+        (301, Some("/docs/?q=1"))
+    );
     assert_eq!(TestRequest::get("/items").run(&r).status(), 404);
     assert_eq!(TestRequest::get("/items/1/2").run(&r).status(), 404);
 }
@@ -352,7 +414,11 @@ fn router_405_allow_and_head() {
 #[test]
 fn router_conflicts_fail_the_build() {
     let conflict = |a: &str, b: &str| {
-        Router::builder().route(a, named("a")).route(b, named("b")).build().err()
+        Router::builder()
+            .route(a, named("a"))
+            .route(b, named("b"))
+            .build()
+            .err()
     };
     assert!(conflict("GET /a/{x}", "GET /a/{y}").is_some());
     assert!(conflict("/a", "/a").is_some());
@@ -361,7 +427,14 @@ fn router_conflicts_fail_the_build() {
     assert!(conflict("GET /a", "/a").is_none());
     let err = conflict("GET /a/{x}", "GET /a/{y}").unwrap();
     assert!(err.to_string().contains("GET /a/{x}"), "{err}");
-    for bad in ["items", "GET items", "/a/{b", "/x{y}", "/{a}/{a}", "BAD METHOD /x"] {
+    for bad in [
+        "items",
+        "GET items",
+        "/a/{b",
+        "/x{y}",
+        "/{a}/{a}",
+        "BAD METHOD /x",
+    ] {
         let e = Router::builder().route(bad, named("x")).build();
         assert!(e.is_err(), "{bad} should not build");
     }

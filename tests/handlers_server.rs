@@ -11,15 +11,18 @@ use std::time::Duration;
 
 use spindle::handlers::testing::{RawResponse, TestServer};
 use spindle::handlers::{
-    AccessLogLayer, BodyLimitLayer, CompressionLayer, ConcurrencyLimitLayer, FileServer, HandlerExt,
-    Layers, Router, StripPrefix,
+    AccessLogLayer, BodyLimitLayer, CompressionLayer, ConcurrencyLimitLayer, FileServer,
+    HandlerExt, Layers, Router, StripPrefix,
 };
 use spindle::server::{Request, Response};
 
 /// Whether `tool` can run; without it a test fails under CI=true and skips loudly
 /// otherwise.
 fn have(tool: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(tool).args(probe).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(tool)
+        .args(probe)
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{tool} is required in CI (see ci-handlers.sh)");
@@ -69,7 +72,8 @@ fn file_server(root: &Path) -> TestServer {
 fn raw(server: &TestServer, target: &str) -> RawResponse {
     let req = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     let bytes = server.raw(req.as_bytes()).unwrap();
-    RawResponse::parse(&bytes).unwrap_or_else(|e| panic!("{target}: {e}: {:?}", String::from_utf8_lossy(&bytes)))
+    RawResponse::parse(&bytes)
+        .unwrap_or_else(|e| panic!("{target}: {e}: {:?}", String::from_utf8_lossy(&bytes)))
 }
 
 fn assert_refused(server: &TestServer, target: &str) {
@@ -80,7 +84,10 @@ fn assert_refused(server: &TestServer, target: &str) {
         res.status,
         res.text()
     );
-    assert!(!res.text().contains("TOP SECRET"), "{target} leaked the secret");
+    assert!(
+        !res.text().contains("TOP SECRET"),
+        "{target} leaked the secret"
+    );
 }
 
 #[test]
@@ -118,7 +125,9 @@ fn traversal_backslashes() {
     assert_refused(&s, "/..%5csecret.txt");
     assert_refused(&s, "/sub%5c..%5c..%5csecret.txt");
     // A raw backslash is not even a valid target; whatever answers, nothing leaks.
-    let bytes = s.raw(b"GET /..\\secret.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let bytes = s
+        .raw(b"GET /..\\secret.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
     assert!(!String::from_utf8_lossy(&bytes).contains("TOP SECRET"));
 }
 
@@ -149,7 +158,8 @@ fn symlinks_out_of_root_need_permission() {
     let s = file_server(&t.root);
     assert_eq!(raw(&s, "/escape.txt").status, 404);
     assert_eq!(raw(&s, "/inside.txt").text(), "hello, file\n");
-    let allowed = TestServer::start(FileServer::new(&t.root).unwrap().follow_symlinks(true)).unwrap();
+    let allowed =
+        TestServer::start(FileServer::new(&t.root).unwrap().follow_symlinks(true)).unwrap();
     assert_eq!(raw(&allowed, "/escape.txt").text(), "TOP SECRET");
 }
 
@@ -186,11 +196,18 @@ fn router_405_with_allow_over_a_socket() {
         .unwrap();
     let s = TestServer::start(r).unwrap();
     let res = s
-        .send_raw(b"POST /kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx")
+        .send_raw(
+            b"POST /kv/a HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+        )
         .unwrap();
-    assert_eq!((res.status, res.header("allow")), (405, Some("GET, HEAD, PUT")));
+    assert_eq!(
+        (res.status, res.header("allow")),
+        (405, Some("GET, HEAD, PUT"))
+    );
     assert_eq!(s.get("/nope").unwrap().status, 404);
-    let res = s.send_raw(b"HEAD /kv/a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let res = s
+        .send_raw(b"HEAD /kv/a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
     assert_eq!((res.status, res.body.len()), (200, 0));
 }
 
@@ -225,7 +242,9 @@ fn concurrency_limit_503_under_burst_then_recovers() {
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (r, p) = (running.clone(), peak.clone());
-    let layer = ConcurrencyLimitLayer::new(LIMIT).wait(Duration::from_millis(50)).retry_after(3);
+    let layer = ConcurrencyLimitLayer::new(LIMIT)
+        .wait(Duration::from_millis(50))
+        .retry_after(3);
     let app = (move |_req: Request, res: Response| {
         let now = r.fetch_add(1, Ordering::SeqCst) + 1;
         p.fetch_max(now, Ordering::SeqCst);
@@ -234,7 +253,14 @@ fn concurrency_limit_503_under_burst_then_recovers() {
         res.send(b"done").ok();
     })
     .with(layer.clone());
-    let s = Arc::new(TestServer::start_with(spindle::server::Server::http("127.0.0.1:0").unwrap(), app, 16).unwrap());
+    let s = Arc::new(
+        TestServer::start_with(
+            spindle::server::Server::http("127.0.0.1:0").unwrap(),
+            app,
+            16,
+        )
+        .unwrap(),
+    );
     let barrier = Arc::new(Barrier::new(BURST));
     let results: Vec<RawResponse> = (0..BURST)
         .map(|_| {
@@ -270,20 +296,27 @@ fn test_server_stops_on_drop() {
     assert_eq!(s.get("/").unwrap().status, 200);
     drop(s);
     std::thread::sleep(Duration::from_millis(50));
-    let refused = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
-        .and_then(|mut c| {
+    let refused =
+        TcpStream::connect_timeout(&addr, Duration::from_millis(500)).and_then(|mut c| {
             c.set_read_timeout(Some(Duration::from_millis(500)))?;
             c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")?;
             let mut b = [0u8; 1];
             c.read(&mut b)
         });
-    assert!(matches!(refused, Err(_) | Ok(0)), "server still answering after drop");
+    assert!(
+        matches!(refused, Err(_) | Ok(0)),
+        "server still answering after drop"
+    );
 }
 
 // ---- curl and Python ----
 
 fn curl(args: &[&str]) -> (String, Vec<u8>) {
-    let dir = std::env::temp_dir().join(format!("spindle-curl-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "spindle-curl-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     let headers = dir.with_extension("h");
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "10", "-D"])
@@ -291,7 +324,11 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
         .args(args)
         .output()
         .expect("curl runs");
-    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let head = std::fs::read_to_string(&headers).unwrap_or_default();
     std::fs::remove_file(&headers).ok();
     (head, out.stdout)
@@ -304,10 +341,11 @@ fn rand_suffix() -> usize {
 
 fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     head.lines()
+        .rev()
         .filter_map(|l| l.split_once(':'))
         .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
         .map(|(_, v)| v.trim())
-        .last()
+        .next()
 }
 
 #[test]
@@ -354,7 +392,9 @@ fn curl_conditional_requests() {
     let (head, body) = curl(&[&url]);
     assert_eq!(body, b"hello, file\n");
     let etag = header(&head, "etag").expect("etag").to_owned();
-    let last_modified = header(&head, "last-modified").expect("last-modified").to_owned();
+    let last_modified = header(&head, "last-modified")
+        .expect("last-modified")
+        .to_owned();
     let inm = format!("If-None-Match: {etag}");
     let (head, body) = curl(&["-H", &inm, &url]);
     assert!(head.starts_with("HTTP/1.1 304"), "{head}");
@@ -364,7 +404,11 @@ fn curl_conditional_requests() {
     let ims = format!("If-Modified-Since: {last_modified}");
     let (head, _) = curl(&["-H", &ims, &url]);
     assert!(head.starts_with("HTTP/1.1 304"), "{head}");
-    let (head, _) = curl(&["-H", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT", &url]);
+    let (head, _) = curl(&[
+        "-H",
+        "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT",
+        &url,
+    ]);
     assert!(head.starts_with("HTTP/1.1 200"));
     // curl's own -z sends If-Modified-Since from a date.
     let (head, _) = curl(&["-z", &last_modified, &url]);
@@ -382,9 +426,13 @@ fn curl_compressed_and_python_gunzip() {
         .layer(CompressionLayer::new())
         .service(
             Router::builder()
-                .route("GET /files/{path...}", StripPrefix::new("/files", FileServer::new(&t.root).unwrap()))
+                .route(
+                    "GET /files/{path...}",
+                    StripPrefix::new("/files", FileServer::new(&t.root).unwrap()),
+                )
                 .route("GET /stream", |_req: Request, mut res: Response| {
-                    res.headers_mut().insert("content-type", "text/plain".parse().unwrap());
+                    res.headers_mut()
+                        .insert("content-type", "text/plain".parse().unwrap());
                     let Ok(mut res) = res.start() else { return };
                     for i in 0..5000 {
                         writeln!(res, "line {i}").ok();
@@ -422,6 +470,10 @@ fn curl_compressed_and_python_gunzip() {
         .output()
         .unwrap();
     std::fs::remove_file(&gz_path).ok();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
 }

@@ -161,7 +161,12 @@ struct Limited<'r, 'a> {
 
 impl Read for Limited<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let too_large = || io::Error::new(io::ErrorKind::InvalidData, BodyTooLarge { limit: self.limit });
+        let too_large = || {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                BodyTooLarge { limit: self.limit },
+            )
+        };
         if self.tripped.load(Ordering::Relaxed) {
             return Err(too_large());
         }

@@ -127,7 +127,11 @@ impl<H: Handler> Handler for CatchPanic<H> {
                 ] {
                     headers.remove(name);
                 }
-                super::plain(res, StatusCode::INTERNAL_SERVER_ERROR, "500 internal server error\n");
+                super::plain(
+                    res,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 internal server error\n",
+                );
             }
             None if guard.fwd.head_sent() && !guard.fwd.abandoned() => {
                 // Mid-body: let the server cut the exchange.

@@ -144,7 +144,10 @@ fn choose(headers: &HeaderMap, deflate_ok: bool) -> Option<Coding> {
             let mut q = 1000;
             for param in parts {
                 let param = param.trim();
-                if let Some(v) = param.strip_prefix("q=").or_else(|| param.strip_prefix("Q=")) {
+                if let Some(v) = param
+                    .strip_prefix("q=")
+                    .or_else(|| param.strip_prefix("Q="))
+                {
                     q = parse_q(v.trim()).unwrap_or(0);
                 }
             }
@@ -158,7 +161,11 @@ fn choose(headers: &HeaderMap, deflate_ok: bool) -> Option<Coding> {
         }
     }
     let gzip = gzip.or(star).unwrap_or(0);
-    let deflate = if deflate_ok { deflate.or(star).unwrap_or(0) } else { 0 };
+    let deflate = if deflate_ok {
+        deflate.or(star).unwrap_or(0)
+    } else {
+        0
+    };
     if gzip == 0 && deflate == 0 {
         None
     } else if gzip >= deflate {
@@ -188,7 +195,9 @@ fn parse_q(v: &str) -> Option<u16> {
 /// Whether a media type is worth compressing.
 fn compressible(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    let Some((ty, sub)) = essence.split_once('/') else { return false };
+    let Some((ty, sub)) = essence.split_once('/') else {
+        return false;
+    };
     if ty.eq_ignore_ascii_case("text") {
         return true;
     }
@@ -296,8 +305,10 @@ impl CompressSink<'_> {
         }
         add_vary(headers);
         let no_transform = headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-transform")))
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+            })
         });
         if no_transform {
             return None;
@@ -450,8 +461,14 @@ mod tests {
     #[test]
     fn chooses_by_q_value() {
         assert_eq!(choose(&ae("gzip, deflate"), true), Some(Coding::Gzip));
-        assert_eq!(choose(&ae("gzip;q=0.5, deflate"), true), Some(Coding::Deflate));
-        assert_eq!(choose(&ae("gzip;q=0.5, deflate"), false), Some(Coding::Gzip));
+        assert_eq!(
+            choose(&ae("gzip;q=0.5, deflate"), true),
+            Some(Coding::Deflate)
+        );
+        assert_eq!(
+            choose(&ae("gzip;q=0.5, deflate"), false),
+            Some(Coding::Gzip)
+        );
         assert_eq!(choose(&ae("gzip;q=0, deflate;q=0"), true), None);
         assert_eq!(choose(&ae("br"), true), None);
         assert_eq!(choose(&ae("*;q=0.1"), true), Some(Coding::Gzip));
@@ -472,10 +489,22 @@ mod tests {
 
     #[test]
     fn compressible_types() {
-        for t in ["text/html; charset=utf-8", "application/json", "application/ld+json", "image/svg+xml", "TEXT/CSS"] {
+        for t in [
+            "text/html; charset=utf-8",
+            "application/json",
+            "application/ld+json",
+            "image/svg+xml",
+            "TEXT/CSS",
+        ] {
             assert!(compressible(t), "{t}");
         }
-        for t in ["image/png", "application/zip", "application/octet-stream", "video/mp4", "garbage"] {
+        for t in [
+            "image/png",
+            "application/zip",
+            "application/octet-stream",
+            "video/mp4",
+            "garbage",
+        ] {
             assert!(!compressible(t), "{t}");
         }
     }

@@ -94,10 +94,18 @@ impl<H: Handler> ConcurrencyLimit<H> {
 impl<H: Handler> Handler for ConcurrencyLimit<H> {
     fn handle(&self, req: Request<'_>, mut res: Response<'_>) {
         let Some(_permit) = self.slots.acquire(self.wait) else {
-            log::debug!("concurrency limit reached; refusing {} {}", req.method(), req.uri());
+            log::debug!(
+                "concurrency limit reached; refusing {} {}",
+                req.method(),
+                req.uri()
+            );
             res.headers_mut()
                 .insert(header::RETRY_AFTER, self.retry_after.clone());
-            return super::plain(res, StatusCode::SERVICE_UNAVAILABLE, "503 service unavailable: too busy, retry later\n");
+            return super::plain(
+                res,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 service unavailable: too busy, retry later\n",
+            );
         };
         self.inner.handle(req, res);
     }
@@ -144,10 +152,12 @@ impl Slots {
     fn try_acquire(&self) -> bool {
         let mut used = self.used.load(Ordering::SeqCst);
         while used < self.max {
-            match self
-                .used
-                .compare_exchange_weak(used, used + 1, Ordering::SeqCst, Ordering::SeqCst)
-            {
+            match self.used.compare_exchange_weak(
+                used,
+                used + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
                 Ok(_) => return true,
                 Err(now) => used = now,
             }
@@ -202,7 +212,7 @@ mod tests {
     #[test]
     fn a_released_slot_wakes_a_waiter() {
         let slots = Arc::new(Slots::new(1));
-        let held = slots.acquire(Duration::ZERO).map(|p| std::mem::forget(p));
+        let held = slots.acquire(Duration::ZERO).map(std::mem::forget);
         assert!(held.is_some());
         let s2 = slots.clone();
         let waiter = std::thread::spawn(move || s2.acquire(Duration::from_secs(10)).is_some());

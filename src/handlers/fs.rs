@@ -55,9 +55,12 @@ impl FileServer {
     /// Serves `root`, which must be a directory.
     pub fn new(root: impl AsRef<Path>) -> crate::Result<FileServer> {
         let root = root.as_ref();
-        let canonical = root
-            .canonicalize()
-            .map_err(|e| Error::io(format!("opening the file server root {}", root.display()), e))?;
+        let canonical = root.canonicalize().map_err(|e| {
+            Error::io(
+                format!("opening the file server root {}", root.display()),
+                e,
+            )
+        })?;
         if !canonical.is_dir() {
             return Err(Error::new(
                 ErrorKind::Usage,
@@ -119,7 +122,10 @@ impl FileServer {
         if real.starts_with(&self.root) || self.follow_symlinks {
             Ok(real)
         } else {
-            log::warn!("refused {}: it leads outside the served root", path.display());
+            log::warn!(
+                "refused {}: it leads outside the served root",
+                path.display()
+            );
             Err(StatusCode::NOT_FOUND)
         }
     }
@@ -154,7 +160,11 @@ fn error_page(res: Response<'_>, status: StatusCode) {
     let mut text = StackText::<64>::new();
     let _ = std::fmt::Write::write_fmt(
         &mut text,
-        format_args!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or("")),
+        format_args!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
     );
     super::plain(res, status, text.as_str())
 }
@@ -282,7 +292,10 @@ fn none_match(list: &HeaderMap, etag: &str) -> Option<bool> {
 impl FileServer {
     fn serve_file(&self, req: &Request<'_>, mut res: Response<'_>, path: &Path, meta: &Metadata) {
         let len = meta.len();
-        let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
         let mtime_secs = modified.map_or(0, |d| d.as_secs());
         let mtime_nanos = modified.map_or(0, |d| d.as_nanos());
         let mut etag = StackText::<64>::new();
@@ -309,10 +322,15 @@ impl FileServer {
                 .is_some_and(|since| mtime_secs <= since),
         };
         if not_modified {
-            return res.with_status(StatusCode::NOT_MODIFIED).send(b"").unwrap_or(());
+            return res
+                .with_status(StatusCode::NOT_MODIFIED)
+                .send(b"")
+                .unwrap_or(());
         }
 
-        let mime = mime_guess::from_path(path).first_raw().unwrap_or("application/octet-stream");
+        let mime = mime_guess::from_path(path)
+            .first_raw()
+            .unwrap_or("application/octet-stream");
         let content_type = if mime.starts_with("text/") || mime == "application/javascript" {
             HeaderValue::from_str(&format!("{mime}; charset=utf-8"))
         } else {
@@ -337,7 +355,8 @@ impl FileServer {
             RangeSpec::Whole => (0, len),
             RangeSpec::Part(start, end) => {
                 let mut cr = StackText::<80>::new();
-                let _ = std::fmt::Write::write_fmt(&mut cr, format_args!("bytes {start}-{end}/{len}"));
+                let _ =
+                    std::fmt::Write::write_fmt(&mut cr, format_args!("bytes {start}-{end}/{len}"));
                 if let Ok(v) = HeaderValue::from_str(cr.as_str()) {
                     res.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
@@ -425,10 +444,22 @@ mod tests {
     fn traversal_is_refused() {
         let dir = std::env::temp_dir();
         let fs = FileServer::new(&dir).unwrap();
-        for bad in ["/../etc/passwd", "/a/%2e%2e/b", "/%2E%2E/x", "/a%2fb", "/a%5cb", "/a\\b", "/a%00b", "/%zz"] {
+        for bad in [
+            "/../etc/passwd",
+            "/a/%2e%2e/b",
+            "/%2E%2E/x",
+            "/a%2fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a%00b",
+            "/%zz",
+        ] {
             assert_eq!(fs.resolve(bad), Err(StatusCode::BAD_REQUEST), "{bad}");
         }
-        assert_eq!(fs.resolve("//etc/passwd").unwrap(), fs.root().join("etc/passwd"));
+        assert_eq!(
+            fs.resolve("//etc/passwd").unwrap(),
+            fs.root().join("etc/passwd")
+        );
         assert_eq!(fs.resolve("/./a/./b").unwrap(), fs.root().join("a/b"));
     }
 }

@@ -146,7 +146,10 @@ pub struct RouterBuilder {
 impl fmt::Debug for RouterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouterBuilder")
-            .field("routes", &self.routes.iter().map(|r| &r.pattern).collect::<Vec<_>>())
+            .field(
+                "routes",
+                &self.routes.iter().map(|r| &r.pattern).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -399,7 +402,10 @@ pub struct Router {
 impl fmt::Debug for Router {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Router")
-            .field("paths", &self.slots.iter().map(|s| &s.key).collect::<Vec<_>>())
+            .field(
+                "paths",
+                &self.slots.iter().map(|s| &s.key).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -415,9 +421,17 @@ impl Router {
             return Lookup::NoPath;
         };
         let slot = &self.slots[*m.value];
-        let pick = |want: &Method| slot.entries.iter().find(|e| e.method.as_ref() == Some(want));
+        let pick = |want: &Method| {
+            slot.entries
+                .iter()
+                .find(|e| e.method.as_ref() == Some(want))
+        };
         let entry = pick(method)
-            .or_else(|| (*method == Method::HEAD).then(|| pick(&Method::GET)).flatten())
+            .or_else(|| {
+                (*method == Method::HEAD)
+                    .then(|| pick(&Method::GET))
+                    .flatten()
+            })
             .or_else(|| slot.entries.iter().find(|e| e.method.is_none()));
         match entry {
             None => Lookup::NoMethod(slot.allow.clone()),
@@ -465,7 +479,11 @@ impl Handler for Router {
                 if let Some(allow) = allow {
                     res.headers_mut().insert(header::ALLOW, allow);
                 }
-                super::plain(res, StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed\n")
+                super::plain(
+                    res,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "405 method not allowed\n",
+                )
             }
             Lookup::NoPath => {
                 if !req.path().ends_with('/') {
@@ -477,7 +495,11 @@ impl Handler for Router {
                         };
                         if let Ok(v) = HeaderValue::from_str(&location) {
                             res.headers_mut().insert(header::LOCATION, v);
-                            return super::plain(res, StatusCode::MOVED_PERMANENTLY, "301 moved permanently\n");
+                            return super::plain(
+                                res,
+                                StatusCode::MOVED_PERMANENTLY,
+                                "301 moved permanently\n",
+                            );
                         }
                     }
                 }
@@ -572,13 +594,24 @@ mod tests {
         assert_eq!(p.key, "/items/{p0}/parts/{p1}");
         assert_eq!(p.names, ["id", "part"]);
         let p = parse_path("/static/{path...}").unwrap();
-        assert_eq!((p.key.as_str(), p.empty_rest_key.as_deref()), ("/static/{*rest}", Some("/static/")));
+        assert_eq!(
+            (p.key.as_str(), p.empty_rest_key.as_deref()),
+            ("/static/{*rest}", Some("/static/"))
+        );
         let p = parse_path("/docs/").unwrap();
         assert_eq!(p.key, "/docs/{*rest}");
         assert_eq!(parse_path("/docs/{$}").unwrap().key, "/docs/");
         assert_eq!(parse_path("/{$}").unwrap().key, "/");
         assert_eq!(parse_path("/").unwrap().key, "/{*rest}");
-        for bad in ["items", "/a/{x", "/a/b{x}", "/{x...}/b", "/{x}/{x}", "/{1x}", "/{$}/a"] {
+        for bad in [
+            "items",
+            "/a/{x",
+            "/a/b{x}",
+            "/{x...}/b",
+            "/{x}/{x}",
+            "/{1x}",
+            "/{$}/a",
+        ] {
             assert!(parse_path(bad).is_err(), "{bad}");
         }
     }

@@ -91,7 +91,8 @@ impl TestRequest {
     }
 
     fn parts(&mut self) -> &mut http::request::Parts {
-        self.builder.get_or_insert_with(|| http::Request::new(()).into_parts().0)
+        self.builder
+            .get_or_insert_with(|| http::Request::new(()).into_parts().0)
     }
 
     /// Adds a header field (appended: the same name may be given twice).
@@ -139,7 +140,9 @@ impl TestRequest {
             HeaderValue::from_str(value),
         ) {
             (Ok(n), Ok(v)) => {
-                self.trailers.get_or_insert_with(HeaderMap::new).append(n, v);
+                self.trailers
+                    .get_or_insert_with(HeaderMap::new)
+                    .append(n, v);
             }
             _ => self.error = Some(format!("bad test trailer {name}: {value}")),
         }
@@ -169,7 +172,10 @@ impl TestRequest {
         if let Some(err) = self.error.take() {
             panic!("{err}");
         }
-        let parts = self.builder.take().unwrap_or_else(|| http::Request::new(()).into_parts().0);
+        let parts = self
+            .builder
+            .take()
+            .unwrap_or_else(|| http::Request::new(()).into_parts().0);
         let mut rec = Recorder::new();
         rec.version = parts.version;
         rec.is_head = parts.method == Method::HEAD;
@@ -364,7 +370,10 @@ impl ResponseSink for Recorder {
         if !self.started || self.finished {
             return Err(misuse("body written outside streaming"));
         }
-        if let Some(len) = crate::h1::framing::content_length(&self.headers).ok().flatten() {
+        if let Some(len) = crate::h1::framing::content_length(&self.headers)
+            .ok()
+            .flatten()
+        {
             if self.body.len() as u64 + data.len() as u64 > len && !self.is_head {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -459,7 +468,14 @@ impl TestServer {
             match stream.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset && !out.is_empty() => break,
                 Err(e) => return Err(e),
             }
@@ -519,7 +535,9 @@ impl RawResponse {
     }
 
     fn parse_inner(mut bytes: &[u8], head: bool) -> io::Result<RawResponse> {
-        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("raw response: {what}"));
+        let bad = |what: &str| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("raw response: {what}"))
+        };
         loop {
             let mut fields = [httparse::EMPTY_HEADER; 64];
             let mut parsed = httparse::Response::new(&mut fields);
@@ -531,7 +549,8 @@ impl RawResponse {
             let status = parsed.code.unwrap_or(0);
             let mut headers = HeaderMap::new();
             for f in parsed.headers.iter() {
-                let name = HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| bad("header name"))?;
+                let name =
+                    HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| bad("header name"))?;
                 let value = HeaderValue::from_bytes(f.value).map_err(|_| bad("header value"))?;
                 headers.append(name, value);
             }
