@@ -319,6 +319,8 @@ impl CompressSink<'_> {
         }
         let coding = self.coding?;
         headers.remove(header::CONTENT_LENGTH);
+        // Ranges would refer to the compressed bytes, which are not stable.
+        headers.remove(header::ACCEPT_RANGES);
         headers.insert(
             header::CONTENT_ENCODING,
             HeaderValue::from_static(match coding {
