@@ -233,6 +233,49 @@ fn body_limit_over_a_socket() {
         .send_raw(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n10\r\n0123456789abcdef\r\n0\r\n\r\n")
         .unwrap();
     assert_eq!((res.status, res.text().as_str()), (200, "got 16"));
+    // Expect: 100-continue with a declared body over the limit: 413 at once, no 100,
+    // and the client never has to send the body.
+    let bytes = s
+        .raw(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(
+        bytes.starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+}
+
+#[test]
+fn catch_panic_over_a_socket() {
+    use spindle::handlers::CatchPanicLayer;
+    let app = Router::builder()
+        .route("GET /early", |_req: Request, _res: Response| {
+            panic!("early")
+        })
+        .route("GET /late", |_req: Request, res: Response| {
+            let mut res = res.start().unwrap();
+            res.write_all(b"partial").unwrap();
+            res.flush().unwrap();
+            panic!("late");
+        })
+        .build()
+        .unwrap()
+        .with(CatchPanicLayer::new());
+    let s = TestServer::start(app).unwrap();
+    assert_eq!(s.get("/early").unwrap().status, 500);
+    // Mid-body: the chunked body must not be terminated as if complete.
+    let bytes = s
+        .raw(b"GET /late HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(bytes.starts_with(b"HTTP/1.1 200"));
+    assert!(
+        !bytes.ends_with(b"0\r\n\r\n"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(RawResponse::parse(&bytes).is_err());
+    // The server is still serving.
+    assert_eq!(s.get("/early").unwrap().status, 500);
 }
 
 #[test]
@@ -277,7 +320,13 @@ fn concurrency_limit_503_under_burst_then_recovers() {
     let ok = results.iter().filter(|r| r.status == 200).count();
     let refused: Vec<_> = results.iter().filter(|r| r.status == 503).collect();
     assert_eq!(ok + refused.len(), BURST);
-    assert!((1..=LIMIT).contains(&ok), "{ok} succeeded");
+    // The slots were held for 400 ms and waiters gave up after 50 ms: some of the
+    // burst was refused, and never more than LIMIT ran at once.
+    assert!(
+        ok >= 1 && !refused.is_empty(),
+        "{ok} succeeded, {} refused",
+        refused.len()
+    );
     assert!(refused.iter().all(|r| r.header("retry-after") == Some("3")));
     assert!(peak.load(Ordering::SeqCst) <= LIMIT);
     // After the burst, it serves again.
