@@ -23,6 +23,7 @@ pub mod client;
 mod error;
 pub mod h1;
 pub mod h2;
+pub mod handlers;
 pub(crate) mod runtime;
 pub mod server;
 

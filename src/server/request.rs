@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderMap};
 use http::{Extensions, Method, Uri, Version};
 
+use crate::handlers::BodyReader;
+
 /// Where a request body comes from: an HTTP/1 connection, an HTTP/2 stream, or bytes
 /// in memory. Implemented inside spindle; the [`Request`] hides which one it is.
 pub(crate) trait BodySource: Send {
@@ -18,6 +20,8 @@ pub(crate) trait BodySource: Send {
 pub(crate) enum Body<'a> {
     Empty,
     Source(&'a mut (dyn BodySource + 'a)),
+    /// A reader given through the public API: a middleware wrapping a body, or a test.
+    Reader(&'a mut (dyn BodyReader + 'a)),
 }
 
 /// A request received by the server.
@@ -66,6 +70,101 @@ impl<'a> Request<'a> {
             extensions: Extensions::new(),
             body,
         }
+    }
+
+    /// Builds a request from a head and a body reader, with no socket behind it: for
+    /// middleware that wraps the body of the request it was given (see
+    /// [`take_head`](Request::take_head)) and for tests (see
+    /// [`handlers::testing`](crate::handlers::testing)).
+    ///
+    /// ```
+    /// use std::io::{Cursor, Read};
+    /// use spindle::server::Request;
+    ///
+    /// let (parts, ()) = spindle::http::Request::put("/kv/a").body(()).unwrap().into_parts();
+    /// let mut body = Cursor::new(b"hello".to_vec());
+    /// let mut req = Request::from_parts(parts, &mut body);
+    /// let mut text = String::new();
+    /// req.read_to_string(&mut text).unwrap();
+    /// assert_eq!((req.method().as_str(), text.as_str()), ("PUT", "hello"));
+    /// ```
+    pub fn from_parts(parts: http::request::Parts, body: &'a mut (dyn BodyReader + 'a)) -> Self {
+        Request {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+            remote_addr: None,
+            extensions: parts.extensions,
+            body: Body::Reader(body),
+        }
+    }
+
+    /// Builds a request with an empty body from a head, with no socket behind it.
+    pub fn without_body(parts: http::request::Parts) -> Self {
+        let mut req = Request::new(
+            parts.method,
+            parts.uri,
+            parts.version,
+            parts.headers,
+            None,
+            Body::Empty,
+        );
+        req.extensions = parts.extensions;
+        req
+    }
+
+    /// Moves the head (method, target, version, header fields, extensions) out of this
+    /// request, leaving defaults behind and the body in place. With
+    /// [`from_parts`](Request::from_parts) this lets a middleware hand its inner
+    /// handler a request whose body reads through a wrapper over this one, without
+    /// allocating:
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use spindle::server::{Handler, Request, Response};
+    ///
+    /// struct Upper<H>(H);
+    /// struct UpperBody<'r, 'a>(&'r mut Request<'a>);
+    /// impl Read for UpperBody<'_, '_> {
+    ///     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+    ///         let n = self.0.read(buf)?;
+    ///         buf[..n].make_ascii_uppercase();
+    ///         Ok(n)
+    ///     }
+    /// }
+    /// impl spindle::handlers::BodyReader for UpperBody<'_, '_> {}
+    ///
+    /// impl<H: Handler> Handler for Upper<H> {
+    ///     fn handle(&self, mut req: Request, res: Response) {
+    ///         let head = req.take_head();
+    ///         let peer = req.remote_addr();
+    ///         let mut body = UpperBody(&mut req);
+    ///         let mut inner = Request::from_parts(head, &mut body);
+    ///         *inner.remote_addr_mut() = peer;
+    ///         self.0.handle(inner, res)
+    ///     }
+    /// }
+    /// ```
+    pub fn take_head(&mut self) -> http::request::Parts {
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.method = std::mem::take(&mut self.method);
+        parts.uri = std::mem::take(&mut self.uri);
+        parts.version = self.version;
+        parts.headers = std::mem::take(&mut self.headers);
+        parts.extensions = std::mem::take(&mut self.extensions);
+        parts
+    }
+
+    /// Mutable access to the peer's address, for middleware (a trusted proxy's
+    /// `Forwarded` header) and tests.
+    pub fn remote_addr_mut(&mut self) -> &mut Option<SocketAddr> {
+        &mut self.remote_addr
+    }
+
+    /// Mutable access to the version, for middleware and tests.
+    pub fn version_mut(&mut self) -> &mut Version {
+        &mut self.version
     }
 
     /// The request method.
@@ -128,6 +227,7 @@ impl<'a> Request<'a> {
         match &self.body {
             Body::Empty => None,
             Body::Source(src) => src.trailers(),
+            Body::Reader(reader) => reader.trailers(),
         }
     }
 
@@ -163,6 +263,7 @@ impl Read for Request<'_> {
         match &mut self.body {
             Body::Empty => Ok(0),
             Body::Source(src) => src.read_body(buf),
+            Body::Reader(reader) => reader.read(buf),
         }
     }
 }

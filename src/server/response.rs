@@ -33,6 +33,40 @@ pub(crate) trait Sink: Send {
     fn set_trailers(&mut self, trailers: HeaderMap);
 }
 
+// Any public response sink (a middleware's wrapper, the test recorder) is a sink.
+impl<T: crate::handlers::ResponseSink> Sink for T {
+    fn version(&self) -> Version {
+        crate::handlers::ResponseSink::version(self)
+    }
+    fn headers(&self) -> &HeaderMap {
+        crate::handlers::ResponseSink::headers(self)
+    }
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        crate::handlers::ResponseSink::headers_mut(self)
+    }
+    fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()> {
+        crate::handlers::ResponseSink::send_whole(self, status, body)
+    }
+    fn start(&mut self, status: StatusCode) -> io::Result<()> {
+        crate::handlers::ResponseSink::start(self, status)
+    }
+    fn write_body(&mut self, data: &[u8]) -> io::Result<usize> {
+        crate::handlers::ResponseSink::write_body(self, data)
+    }
+    fn flush_body(&mut self) -> io::Result<()> {
+        crate::handlers::ResponseSink::flush_body(self)
+    }
+    fn end(&mut self) -> io::Result<()> {
+        crate::handlers::ResponseSink::end(self)
+    }
+    fn abandon(&mut self) {
+        crate::handlers::ResponseSink::abandon(self)
+    }
+    fn set_trailers(&mut self, trailers: HeaderMap) {
+        crate::handlers::ResponseSink::set_trailers(self, trailers)
+    }
+}
+
 /// Marker: the response head can still be changed; nothing has been sent.
 #[derive(Debug)]
 pub enum Fresh {}
@@ -125,6 +159,22 @@ impl<'a> Response<'a, Fresh> {
         }
     }
 
+    /// A response that goes to `sink` instead of a connection: what a middleware gives
+    /// its inner handler to see (and change) what it sends, and what the
+    /// [test recorder](crate::handlers::testing::Recorder) captures.
+    ///
+    /// ```
+    /// use spindle::handlers::testing::Recorder;
+    /// use spindle::server::Response;
+    ///
+    /// let mut rec = Recorder::new();
+    /// Response::from_sink(&mut rec).send(b"hi").unwrap();
+    /// assert_eq!(rec.body(), b"hi");
+    /// ```
+    pub fn from_sink<T: crate::handlers::ResponseSink + 'a>(sink: &'a mut T) -> Self {
+        Response::new(sink)
+    }
+
     /// The status that will be sent (200 unless changed).
     pub fn status(&self) -> StatusCode {
         self.status
@@ -203,6 +253,16 @@ impl Response<'_, Streaming> {
 }
 
 impl<'a, S: WriteStatus> Response<'a, S> {
+    /// Gives up on the response: nothing more is sent, and the exchange is cut (the
+    /// connection closed on HTTP/1, the stream reset on HTTP/2) instead of looking
+    /// complete. For a body that failed halfway (a file read error), where ending it
+    /// normally would pass a truncated body off as whole.
+    pub fn abort(mut self) {
+        if let Some(sink) = self.sink.take() {
+            sink.abandon();
+        }
+    }
+
     /// The protocol version of the request being answered.
     pub fn version(&self) -> Version {
         self.sink().version()

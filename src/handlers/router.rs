@@ -1,0 +1,618 @@
+//! A request router in the style of Go 1.22's `ServeMux`: method and path patterns
+//! with named segments and a trailing wildcard, matched by a radix tree.
+//!
+//! Patterns are `[METHOD ]PATH`:
+//!
+//! | pattern | matches |
+//! | --- | --- |
+//! | `GET /items/{id}` | GET (and HEAD) of `/items/7`, with `id` = `7` |
+//! | `/static/{path...}` | any method on `/static/` and everything under it, `path` = the rest |
+//! | `/docs/` | like `/docs/{_...}`: the subtree, without a named capture |
+//! | `/docs/{$}` | only `/docs/` itself |
+//! | `POST /items` | exactly `/items`, by POST |
+//!
+//! A wildcard is a whole path segment; its value is percent-decoded, so
+//! `/items/a%2Fb` gives `id` = `a/b`. Static segments beat wildcards, and a route
+//! with a method beats one without. When a path matches but no route takes the
+//! method, the answer is `405 Method Not Allowed` with an `Allow` header; when no path
+//! matches, `404` (or the fallback handler). A GET route answers HEAD too (the server
+//! drops the body). A request for `/docs` that only matches `/docs/` is redirected
+//! there with `301`, as Go does.
+//!
+//! Routes that would match the same requests (`GET /a/{x}` and `GET /a/{y}`), or that
+//! the radix tree cannot order (a `{x}` and a `{rest...}` at the same position), are an
+//! error from [`RouterBuilder::build`], never a surprise at run time.
+//!
+//! Matching costs the same with ten routes or ten thousand: the paths live in a radix
+//! tree (the `matchit` crate), looked up once per request.
+use std::collections::HashMap;
+use std::fmt;
+
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode, Uri};
+
+use super::util::percent_decode;
+use crate::server::{Handler, Request, Response};
+
+/// The values a route captured from the path, in the request's extensions; read them
+/// with [`RequestExt::path_value`](super::RequestExt::path_value) or
+/// `req.extensions().get::<Params>()`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// The value captured for `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All captures, in pattern order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// How many values were captured.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether nothing was captured.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+/// Why a router could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// A pattern does not parse.
+    Invalid {
+        /// The pattern, as given.
+        pattern: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two patterns would match the same requests, or the radix tree cannot order them.
+    Conflict {
+        /// The pattern being added.
+        pattern: String,
+        /// The pattern already there.
+        existing: String,
+    },
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::Invalid { pattern, reason } => {
+                write!(f, "invalid route pattern {pattern:?}: {reason}")
+            }
+            RouteError::Conflict { pattern, existing } => {
+                write!(f, "route pattern {pattern:?} conflicts with {existing:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+struct RouteDef {
+    pattern: String,
+    method: Option<Method>,
+    path: String,
+    handler: Box<dyn Handler>,
+}
+
+/// Collects routes; [`build`](RouterBuilder::build) checks them and makes the
+/// [`Router`].
+///
+/// ```
+/// use spindle::handlers::Router;
+/// use spindle::handlers::testing::TestRequest;
+/// use spindle::server::{Request, Response};
+///
+/// let api = Router::builder()
+///     .route("GET /users/{id}", |_req: Request, res: Response| { res.send(b"user").ok(); })
+///     .route("DELETE /users/{id}", |_req: Request, res: Response| { res.send(b"gone").ok(); });
+/// let router = Router::builder()
+///     .route("GET /{$}", |_req: Request, res: Response| { res.send(b"home").ok(); })
+///     .nest("/api/v1", api)
+///     .build()
+///     .unwrap();
+/// assert_eq!(TestRequest::get("/api/v1/users/3").run(&router).text(), "user");
+/// assert_eq!(TestRequest::get("/").run(&router).text(), "home");
+/// let rec = TestRequest::new("PUT", "/api/v1/users/3").run(&router);
+/// assert_eq!((rec.status().as_u16(), rec.header("allow")), (405, Some("GET, HEAD, DELETE")));
+/// assert_eq!(TestRequest::get("/nowhere").run(&router).status(), 404);
+///
+/// let clash = Router::builder()
+///     .route("GET /a/{x}", |_req: Request, _res: Response| {})
+///     .route("GET /a/{y}", |_req: Request, _res: Response| {})
+///     .build();
+/// assert!(clash.is_err());
+/// ```
+#[derive(Default)]
+pub struct RouterBuilder {
+    routes: Vec<RouteDef>,
+    fallback: Option<Box<dyn Handler>>,
+}
+
+impl fmt::Debug for RouterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouterBuilder")
+            .field(
+                "routes",
+                &self.routes.iter().map(|r| &r.pattern).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouterBuilder {
+    /// Adds a route. The pattern is checked by [`build`](RouterBuilder::build).
+    pub fn route<H: Handler>(mut self, pattern: &str, handler: H) -> Self {
+        let (method, path) = match pattern.split_once(' ') {
+            Some((m, p)) => (Method::from_bytes(m.as_bytes()).ok(), p.trim_start()),
+            None => (None, pattern),
+        };
+        // A method that does not parse is reported by `build` through the path check.
+        let path = if method.is_none() && pattern.contains(' ') {
+            " invalid method".to_owned()
+        } else {
+            path.to_owned()
+        };
+        self.routes.push(RouteDef {
+            pattern: pattern.to_owned(),
+            method,
+            path,
+            handler: Box::new(handler),
+        });
+        self
+    }
+
+    /// Adds every route of `routes` under `prefix` (`/api` turns `GET /users` into
+    /// `GET /api/users`). The nested builder's fallback is not used.
+    pub fn nest(mut self, prefix: &str, routes: RouterBuilder) -> Self {
+        let prefix = prefix.trim_end_matches('/');
+        for mut route in routes.routes {
+            route.path = format!("{prefix}{}", route.path);
+            route.pattern = match &route.method {
+                Some(m) => format!("{m} {}", route.path),
+                None => route.path.clone(),
+            };
+            self.routes.push(route);
+        }
+        self
+    }
+
+    /// Answers requests no path matches (instead of the plain 404).
+    pub fn fallback<H: Handler>(mut self, handler: H) -> Self {
+        self.fallback = Some(Box::new(handler));
+        self
+    }
+
+    /// Checks every pattern and builds the router.
+    pub fn build(self) -> Result<Router, RouteError> {
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        let mut handlers: Vec<Box<dyn Handler>> = Vec::with_capacity(self.routes.len());
+        for def in self.routes {
+            let parsed = parse_path(&def.path).map_err(|reason| RouteError::Invalid {
+                pattern: def.pattern.clone(),
+                reason,
+            })?;
+            let handler = handlers.len();
+            handlers.push(def.handler);
+            let mut add = |key: String, implicit: bool| -> Result<(), RouteError> {
+                let slot = *keys.entry(key.clone()).or_insert_with(|| {
+                    slots.push(Slot {
+                        key,
+                        entries: Vec::new(),
+                        allow: None,
+                    });
+                    slots.len() - 1
+                });
+                let slot = &mut slots[slot];
+                let entry = Entry {
+                    method: def.method.clone(),
+                    handler,
+                    names: parsed.names.clone(),
+                    implicit,
+                    pattern: def.pattern.clone(),
+                };
+                match slot.entries.iter().position(|e| e.method == entry.method) {
+                    None => slot.entries.push(entry),
+                    Some(i) if slot.entries[i].implicit && !implicit => slot.entries[i] = entry,
+                    Some(_) if implicit => {}
+                    Some(i) => {
+                        return Err(RouteError::Conflict {
+                            pattern: def.pattern.clone(),
+                            existing: slot.entries[i].pattern.clone(),
+                        })
+                    }
+                }
+                Ok(())
+            };
+            add(parsed.key.clone(), false)?;
+            if let Some(empty) = parsed.empty_rest_key {
+                add(empty, true)?;
+            }
+        }
+        let mut tree = matchit::Router::new();
+        for (i, slot) in slots.iter().enumerate() {
+            if let Err(err) = tree.insert(slot.key.clone(), i) {
+                let pattern = slot.entries[0].pattern.clone();
+                let existing = match err {
+                    matchit::InsertError::Conflict { with } => keys
+                        .get(&with)
+                        .map(|&j| slots[j].entries[0].pattern.clone())
+                        .unwrap_or(with),
+                    other => other.to_string(),
+                };
+                return Err(RouteError::Conflict { pattern, existing });
+            }
+        }
+        for slot in &mut slots {
+            slot.allow = allow_header(&slot.entries);
+        }
+        Ok(Router {
+            tree,
+            slots,
+            handlers,
+            fallback: self.fallback,
+        })
+    }
+}
+
+struct Entry {
+    method: Option<Method>,
+    handler: usize,
+    /// Capture names, in order; the last is the rest wildcard's when the pattern has one.
+    names: Vec<String>,
+    implicit: bool,
+    pattern: String,
+}
+
+struct Slot {
+    key: String,
+    entries: Vec<Entry>,
+    allow: Option<HeaderValue>,
+}
+
+struct ParsedPath {
+    key: String,
+    empty_rest_key: Option<String>,
+    names: Vec<String>,
+}
+
+const ANONYMOUS_REST: &str = "";
+
+/// Turns a Go-style path pattern into a matchit route with positional parameter names.
+fn parse_path(path: &str) -> Result<ParsedPath, &'static str> {
+    if path == " invalid method" {
+        return Err("the method is not a valid token");
+    }
+    if !path.starts_with('/') {
+        return Err("the path must start with '/' (host patterns are not supported)");
+    }
+    let mut key = String::with_capacity(path.len() + 8);
+    let mut names: Vec<String> = Vec::new();
+    let mut empty_rest_key = None;
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let last = segments.len() - 1;
+    for (i, seg) in segments.iter().enumerate() {
+        key.push('/');
+        if let Some(inner) = seg.strip_prefix('{') {
+            let Some(name) = inner.strip_suffix('}') else {
+                return Err("a wildcard must be a whole segment: {name}");
+            };
+            if name == "$" {
+                if i != last {
+                    return Err("{$} may only end a pattern");
+                }
+                // `/a/{$}`: exactly `/a/`.
+                key.pop();
+                if !key.ends_with('/') {
+                    key.push('/');
+                }
+                continue;
+            }
+            if let Some(rest) = name.strip_suffix("...") {
+                if i != last {
+                    return Err("a {name...} wildcard may only end a pattern");
+                }
+                check_name(rest, &names)?;
+                empty_rest_key = Some(key.clone());
+                key.push_str("{*rest}");
+                names.push(rest.to_owned());
+            } else {
+                check_name(name, &names)?;
+                key.push_str(&format!("{{p{}}}", names.len()));
+                names.push(name.to_owned());
+            }
+        } else if seg.contains(['{', '}']) {
+            return Err("a wildcard must be a whole segment: {name}");
+        } else if seg.is_empty() && i == last && i != 0 {
+            // A trailing slash: the whole subtree, as in Go.
+            empty_rest_key = Some(key.clone());
+            key.push_str("{*rest}");
+            names.push(ANONYMOUS_REST.to_owned());
+        } else if seg.is_empty() && i == 0 {
+            // The pattern `/`: everything.
+            empty_rest_key = Some("/".to_owned());
+            key.push_str("{*rest}");
+            names.push(ANONYMOUS_REST.to_owned());
+        } else {
+            key.push_str(seg);
+        }
+    }
+    Ok(ParsedPath {
+        key,
+        empty_rest_key,
+        names,
+    })
+}
+
+fn check_name(name: &str, seen: &[String]) -> Result<(), &'static str> {
+    let ident = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if !ident {
+        return Err("a wildcard name must be an identifier");
+    }
+    if seen.iter().any(|s| s == name) {
+        return Err("a wildcard name is used twice");
+    }
+    Ok(())
+}
+
+fn allow_header(entries: &[Entry]) -> Option<HeaderValue> {
+    let mut methods: Vec<&str> = Vec::new();
+    for e in entries {
+        match &e.method {
+            Some(m) => {
+                if !methods.contains(&m.as_str()) {
+                    methods.push(m.as_str());
+                }
+                if m == Method::GET && !methods.contains(&"HEAD") {
+                    methods.push("HEAD");
+                }
+            }
+            None => return None,
+        }
+    }
+    HeaderValue::from_str(&methods.join(", ")).ok()
+}
+
+/// Dispatches requests to handlers by method and path; made by
+/// [`Router::builder`]. See the [module docs](self) for the pattern syntax.
+pub struct Router {
+    tree: matchit::Router<usize>,
+    slots: Vec<Slot>,
+    handlers: Vec<Box<dyn Handler>>,
+    fallback: Option<Box<dyn Handler>>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field(
+                "paths",
+                &self.slots.iter().map(|s| &s.key).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// Starts a router.
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::default()
+    }
+
+    fn find(&self, method: &Method, path: &str) -> Lookup<'_> {
+        let Ok(m) = self.tree.at(path) else {
+            return Lookup::NoPath;
+        };
+        let slot = &self.slots[*m.value];
+        let pick = |want: &Method| {
+            slot.entries
+                .iter()
+                .find(|e| e.method.as_ref() == Some(want))
+        };
+        let entry = pick(method)
+            .or_else(|| {
+                (*method == Method::HEAD)
+                    .then(|| pick(&Method::GET))
+                    .flatten()
+            })
+            .or_else(|| slot.entries.iter().find(|e| e.method.is_none()));
+        match entry {
+            None => Lookup::NoMethod(slot.allow.clone()),
+            Some(entry) => {
+                let params = if entry.names.iter().all(|n| n == ANONYMOUS_REST) {
+                    None
+                } else {
+                    let mut pairs = Vec::with_capacity(entry.names.len());
+                    // On the `prefix/` key of a rest wildcard, the rest is empty.
+                    let mut values = m.params.iter().map(|(_, v)| v);
+                    for name in &entry.names {
+                        let raw = values.next().unwrap_or("");
+                        if name == ANONYMOUS_REST {
+                            continue;
+                        }
+                        let value = percent_decode(raw.as_bytes())
+                            .map(|v| String::from_utf8_lossy(&v).into_owned())
+                            .unwrap_or_else(|| raw.to_owned());
+                        pairs.push((name.clone(), value));
+                    }
+                    Some(Params { pairs })
+                };
+                Lookup::Found(&*self.handlers[entry.handler], params)
+            }
+        }
+    }
+}
+
+enum Lookup<'r> {
+    Found(&'r dyn Handler, Option<Params>),
+    NoMethod(Option<HeaderValue>),
+    NoPath,
+}
+
+impl Handler for Router {
+    fn handle(&self, mut req: Request<'_>, mut res: Response<'_>) {
+        match self.find(req.method(), req.path()) {
+            Lookup::Found(handler, params) => {
+                if let Some(params) = params {
+                    req.extensions_mut().insert(params);
+                }
+                handler.handle(req, res)
+            }
+            Lookup::NoMethod(allow) => {
+                if let Some(allow) = allow {
+                    res.headers_mut().insert(header::ALLOW, allow);
+                }
+                super::plain(
+                    res,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "405 method not allowed\n",
+                )
+            }
+            Lookup::NoPath => {
+                if !req.path().ends_with('/') {
+                    let with_slash = format!("{}/", req.path());
+                    if matches!(self.find(req.method(), &with_slash), Lookup::Found(..)) {
+                        let location = match req.query() {
+                            Some(q) => format!("{with_slash}?{q}"),
+                            None => with_slash,
+                        };
+                        if let Ok(v) = HeaderValue::from_str(&location) {
+                            res.headers_mut().insert(header::LOCATION, v);
+                            return super::plain(
+                                res,
+                                StatusCode::MOVED_PERMANENTLY,
+                                "301 moved permanently\n",
+                            );
+                        }
+                    }
+                }
+                match &self.fallback {
+                    Some(fallback) => fallback.handle(req, res),
+                    None => super::plain(res, StatusCode::NOT_FOUND, "404 page not found\n"),
+                }
+            }
+        }
+    }
+
+    fn check_continue(&self, req: &Request<'_>) -> StatusCode {
+        match self.find(req.method(), req.path()) {
+            Lookup::Found(handler, _) => handler.check_continue(req),
+            Lookup::NoMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Lookup::NoPath => match &self.fallback {
+                Some(fallback) => fallback.check_continue(req),
+                None => StatusCode::NOT_FOUND,
+            },
+        }
+    }
+}
+
+/// Serves `inner` with `prefix` removed from the request path (like Go's
+/// `http.StripPrefix`); requests outside the prefix get 404.
+///
+/// ```
+/// use spindle::handlers::{RequestExt, Router, StripPrefix};
+/// use spindle::handlers::testing::TestRequest;
+/// use spindle::server::{Request, Response};
+///
+/// let show = |req: Request, res: Response| { res.send(req.path().as_bytes()).ok(); };
+/// let router = Router::builder()
+///     .route("GET /static/{path...}", StripPrefix::new("/static", show))
+///     .build()
+///     .unwrap();
+/// assert_eq!(TestRequest::get("/static/css/a.css").run(&router).text(), "/css/a.css");
+/// ```
+#[derive(Debug, Clone)]
+pub struct StripPrefix<H> {
+    prefix: String,
+    inner: H,
+}
+
+impl<H: Handler> StripPrefix<H> {
+    /// Strips `prefix` (a trailing `/` is ignored) before calling `inner`.
+    pub fn new(prefix: &str, inner: H) -> Self {
+        StripPrefix {
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            inner,
+        }
+    }
+}
+
+impl<H: Handler> Handler for StripPrefix<H> {
+    fn handle(&self, mut req: Request<'_>, res: Response<'_>) {
+        let Some(rest) = req.path().strip_prefix(self.prefix.as_str()) else {
+            return super::plain(res, StatusCode::NOT_FOUND, "404 page not found\n");
+        };
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return super::plain(res, StatusCode::NOT_FOUND, "404 page not found\n");
+        }
+        let mut target = String::with_capacity(rest.len() + 1);
+        if rest.is_empty() {
+            target.push('/');
+        } else {
+            target.push_str(rest);
+        }
+        if let Some(q) = req.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        match target.parse::<Uri>() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return super::plain(res, StatusCode::BAD_REQUEST, "400 bad request\n"),
+        }
+        self.inner.handle(req, res)
+    }
+
+    fn check_continue(&self, req: &Request<'_>) -> StatusCode {
+        self.inner.check_continue(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_become_matchit_routes() {
+        let p = parse_path("/items/{id}/parts/{part}").unwrap();
+        assert_eq!(p.key, "/items/{p0}/parts/{p1}");
+        assert_eq!(p.names, ["id", "part"]);
+        let p = parse_path("/static/{path...}").unwrap();
+        assert_eq!(
+            (p.key.as_str(), p.empty_rest_key.as_deref()),
+            ("/static/{*rest}", Some("/static/"))
+        );
+        let p = parse_path("/docs/").unwrap();
+        assert_eq!(p.key, "/docs/{*rest}");
+        assert_eq!(parse_path("/docs/{$}").unwrap().key, "/docs/");
+        assert_eq!(parse_path("/{$}").unwrap().key, "/");
+        assert_eq!(parse_path("/").unwrap().key, "/{*rest}");
+        for bad in [
+            "items",
+            "/a/{x",
+            "/a/b{x}",
+            "/{x...}/b",
+            "/{x}/{x}",
+            "/{1x}",
+            "/{$}/a",
+        ] {
+            assert!(parse_path(bad).is_err(), "{bad}");
+        }
+    }
+}
