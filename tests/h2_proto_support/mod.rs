@@ -13,14 +13,42 @@ use spindle::h2::{headers, Reason};
 /// A frame from the connection's output, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum F {
-    Settings { ack: bool, values: Vec<(SettingId, u32)> },
-    Headers { id: u32, end_stream: bool, end_headers: bool, block: Vec<u8> },
-    Continuation { id: u32, end_headers: bool, block: Vec<u8> },
-    Data { id: u32, data: Vec<u8>, end_stream: bool },
-    Rst { id: u32, reason: Reason },
-    GoAway { last: u32, reason: Reason },
-    WindowUpdate { id: u32, inc: u32 },
-    Ping { ack: bool, payload: [u8; 8] },
+    Settings {
+        ack: bool,
+        values: Vec<(SettingId, u32)>,
+    },
+    Headers {
+        id: u32,
+        end_stream: bool,
+        end_headers: bool,
+        block: Vec<u8>,
+    },
+    Continuation {
+        id: u32,
+        end_headers: bool,
+        block: Vec<u8>,
+    },
+    Data {
+        id: u32,
+        data: Vec<u8>,
+        end_stream: bool,
+    },
+    Rst {
+        id: u32,
+        reason: Reason,
+    },
+    GoAway {
+        last: u32,
+        reason: Reason,
+    },
+    WindowUpdate {
+        id: u32,
+        inc: u32,
+    },
+    Ping {
+        ack: bool,
+        payload: [u8; 8],
+    },
     Other,
 }
 
@@ -38,7 +66,10 @@ pub fn frames(mut bytes: &[u8]) -> Vec<F> {
             Decoded::Frame { frame, consumed } => {
                 bytes = &bytes[consumed..];
                 out.push(match frame {
-                    Frame::Settings(s) => F::Settings { ack: s.is_ack(), values: s.iter().collect() },
+                    Frame::Settings(s) => F::Settings {
+                        ack: s.is_ack(),
+                        values: s.iter().collect(),
+                    },
                     Frame::Headers(h) => F::Headers {
                         id: h.stream_id.value(),
                         end_stream: h.end_stream,
@@ -55,10 +86,22 @@ pub fn frames(mut bytes: &[u8]) -> Vec<F> {
                         data: d.data.to_vec(),
                         end_stream: d.end_stream,
                     },
-                    Frame::RstStream(r) => F::Rst { id: r.stream_id.value(), reason: r.error_code },
-                    Frame::GoAway(g) => F::GoAway { last: g.last_stream_id.value(), reason: g.error_code },
-                    Frame::WindowUpdate(w) => F::WindowUpdate { id: w.stream_id.value(), inc: w.increment },
-                    Frame::Ping(p) => F::Ping { ack: p.ack, payload: p.payload },
+                    Frame::RstStream(r) => F::Rst {
+                        id: r.stream_id.value(),
+                        reason: r.error_code,
+                    },
+                    Frame::GoAway(g) => F::GoAway {
+                        last: g.last_stream_id.value(),
+                        reason: g.error_code,
+                    },
+                    Frame::WindowUpdate(w) => F::WindowUpdate {
+                        id: w.stream_id.value(),
+                        inc: w.increment,
+                    },
+                    Frame::Ping(p) => F::Ping {
+                        ack: p.ack,
+                        payload: p.payload,
+                    },
                     _ => F::Other,
                 });
             }
@@ -75,10 +118,14 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn new() -> RawClient {
-        RawClient { enc: Encoder::new(), buf: Vec::new() }
+        RawClient {
+            enc: Encoder::new(),
+            buf: Vec::new(),
+        }
     }
     pub fn preface(&mut self) -> &mut Self {
-        self.buf.extend_from_slice(spindle::h2::preface::CLIENT_MAGIC);
+        self.buf
+            .extend_from_slice(spindle::h2::preface::CLIENT_MAGIC);
         self.settings(&[])
     }
     pub fn settings(&mut self, v: &[(SettingId, u32)]) -> &mut Self {
@@ -90,7 +137,9 @@ impl RawClient {
         self
     }
     pub fn block(&mut self, method: &str, path: &str, extra: &[(&str, &str)]) -> Vec<u8> {
-        let mut b = http::Request::builder().method(method).uri(format!("http://x{path}"));
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("http://x{path}"));
         for (k, v) in extra {
             b = b.header(*k, *v);
         }
@@ -102,7 +151,14 @@ impl RawClient {
     pub fn headers(&mut self, id: u32, path: &str, end_stream: bool) -> &mut Self {
         self.headers_with(id, "GET", path, &[], end_stream)
     }
-    pub fn headers_with(&mut self, id: u32, method: &str, path: &str, extra: &[(&str, &str)], end_stream: bool) -> &mut Self {
+    pub fn headers_with(
+        &mut self,
+        id: u32,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        end_stream: bool,
+    ) -> &mut Self {
         let block = self.block(method, path, extra);
         encode_header_block(StreamId::new(id), &block, end_stream, 16384, &mut self.buf);
         self
@@ -110,7 +166,10 @@ impl RawClient {
     pub fn trailers(&mut self, id: u32, fields: &[(&str, &str)], end_stream: bool) -> &mut Self {
         let mut m = HeaderMap::new();
         for (k, v) in fields {
-            m.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            m.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         let mut block = Vec::new();
         headers::encode_trailers(&mut self.enc, &m, &mut block);
@@ -118,19 +177,39 @@ impl RawClient {
         self
     }
     pub fn data(&mut self, id: u32, data: &[u8], end_stream: bool) -> &mut Self {
-        Data { stream_id: StreamId::new(id), data, end_stream, pad_len: None }.encode(&mut self.buf);
+        Data {
+            stream_id: StreamId::new(id),
+            data,
+            end_stream,
+            pad_len: None,
+        }
+        .encode(&mut self.buf);
         self
     }
     pub fn padded(&mut self, id: u32, data: &[u8], pad: u8, end_stream: bool) -> &mut Self {
-        Data { stream_id: StreamId::new(id), data, end_stream, pad_len: Some(pad) }.encode(&mut self.buf);
+        Data {
+            stream_id: StreamId::new(id),
+            data,
+            end_stream,
+            pad_len: Some(pad),
+        }
+        .encode(&mut self.buf);
         self
     }
     pub fn rst(&mut self, id: u32, reason: Reason) -> &mut Self {
-        RstStream { stream_id: StreamId::new(id), error_code: reason }.encode(&mut self.buf);
+        RstStream {
+            stream_id: StreamId::new(id),
+            error_code: reason,
+        }
+        .encode(&mut self.buf);
         self
     }
     pub fn window_update(&mut self, id: u32, inc: u32) -> &mut Self {
-        WindowUpdate { stream_id: StreamId::new(id), increment: inc }.encode(&mut self.buf);
+        WindowUpdate {
+            stream_id: StreamId::new(id),
+            increment: inc,
+        }
+        .encode(&mut self.buf);
         self
     }
     pub fn ping(&mut self, payload: [u8; 8], ack: bool) -> &mut Self {
@@ -140,7 +219,11 @@ impl RawClient {
     pub fn priority(&mut self, id: u32, dep: u32) -> &mut Self {
         Priority {
             stream_id: StreamId::new(id),
-            spec: PrioritySpec { dependency: StreamId::new(dep), exclusive: false, weight: 15 },
+            spec: PrioritySpec {
+                dependency: StreamId::new(dep),
+                exclusive: false,
+                weight: 15,
+            },
         }
         .encode(&mut self.buf);
         self
@@ -157,14 +240,41 @@ impl RawClient {
 /// An owned copy of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum E {
-    Request { id: u32, path: String, end_stream: bool, headers: HeaderMap },
-    TooLarge { id: u32 },
-    Response { id: u32, status: u16, end_stream: bool },
-    Data { id: u32, data: Vec<u8>, end_stream: bool },
-    Trailers { id: u32, trailers: HeaderMap },
-    Reset { id: u32, reason: Reason, remote: bool },
-    Capacity { id: u32 },
-    GoAway { last: u32, reason: Reason },
+    Request {
+        id: u32,
+        path: String,
+        end_stream: bool,
+        headers: HeaderMap,
+    },
+    TooLarge {
+        id: u32,
+    },
+    Response {
+        id: u32,
+        status: u16,
+        end_stream: bool,
+    },
+    Data {
+        id: u32,
+        data: Vec<u8>,
+        end_stream: bool,
+    },
+    Trailers {
+        id: u32,
+        trailers: HeaderMap,
+    },
+    Reset {
+        id: u32,
+        reason: Reason,
+        remote: bool,
+    },
+    Capacity {
+        id: u32,
+    },
+    GoAway {
+        last: u32,
+        reason: Reason,
+    },
     SettingsReceived,
     SettingsAcked,
     PingAck([u8; 8]),
@@ -173,19 +283,53 @@ pub enum E {
 
 pub fn own(ev: Event<'_>) -> E {
     match ev {
-        Event::Request { id, head, end_stream } => E::Request {
+        Event::Request {
+            id,
+            head,
+            end_stream,
+        } => E::Request {
             id: id.value(),
             path: head.uri().path().to_string(),
             end_stream,
             headers: head.headers().clone(),
         },
         Event::HeadersTooLarge { id, .. } => E::TooLarge { id: id.value() },
-        Event::Response { id, head, end_stream } => E::Response { id: id.value(), status: head.status().as_u16(), end_stream },
-        Event::Data { id, data, end_stream } => E::Data { id: id.value(), data: data.to_vec(), end_stream },
-        Event::Trailers { id, trailers } => E::Trailers { id: id.value(), trailers },
-        Event::Reset { id, reason, remote } => E::Reset { id: id.value(), reason, remote },
+        Event::Response {
+            id,
+            head,
+            end_stream,
+        } => E::Response {
+            id: id.value(),
+            status: head.status().as_u16(),
+            end_stream,
+        },
+        Event::Data {
+            id,
+            data,
+            end_stream,
+        } => E::Data {
+            id: id.value(),
+            data: data.to_vec(),
+            end_stream,
+        },
+        Event::Trailers { id, trailers } => E::Trailers {
+            id: id.value(),
+            trailers,
+        },
+        Event::Reset { id, reason, remote } => E::Reset {
+            id: id.value(),
+            reason,
+            remote,
+        },
         Event::Capacity { id } => E::Capacity { id: id.value() },
-        Event::GoAway { last_stream_id, reason, .. } => E::GoAway { last: last_stream_id.value(), reason },
+        Event::GoAway {
+            last_stream_id,
+            reason,
+            ..
+        } => E::GoAway {
+            last: last_stream_id.value(),
+            reason,
+        },
         Event::SettingsReceived => E::SettingsReceived,
         Event::SettingsAcked => E::SettingsAcked,
         Event::PingAck { payload } => E::PingAck(payload),
@@ -241,7 +385,9 @@ pub fn rst_reason(fs: &[F], id: u32) -> Option<Reason> {
 }
 
 pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// The server application used by the round-trip and Python tests.
@@ -275,8 +421,18 @@ impl EchoApp {
     pub fn handle(&mut self, conn: &mut Connection) {
         while let Some(ev) = conn.poll_event() {
             match ev {
-                Event::Request { id, head, end_stream } => {
-                    self.streams.insert(id.value(), AppStream { path: head.uri().path().to_string(), ..Default::default() });
+                Event::Request {
+                    id,
+                    head,
+                    end_stream,
+                } => {
+                    self.streams.insert(
+                        id.value(),
+                        AppStream {
+                            path: head.uri().path().to_string(),
+                            ..Default::default()
+                        },
+                    );
                     if end_stream {
                         self.respond(conn, id.value());
                     }
@@ -288,7 +444,11 @@ impl EchoApp {
                         conn.reset(id, Reason::NoError);
                     }
                 }
-                Event::Data { id, data, end_stream } => {
+                Event::Data {
+                    id,
+                    data,
+                    end_stream,
+                } => {
                     let n = data.len();
                     if let Some(s) = self.streams.get_mut(&id.value()) {
                         s.body.extend_from_slice(data);
@@ -318,7 +478,9 @@ impl EchoApp {
     }
 
     fn respond(&mut self, conn: &mut Connection, id: u32) {
-        let Some(s) = self.streams.get_mut(&id) else { return };
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
         let sid = StreamId::new(id);
         s.responding = true;
         let mut res = http::Response::builder().status(200);
@@ -327,7 +489,10 @@ impl EchoApp {
             if let Some(t) = &s.trailers {
                 let mut m = HeaderMap::new();
                 for (k, v) in t {
-                    m.append(http::HeaderName::from_bytes(format!("x-echo-{k}").as_bytes()).unwrap(), v.clone());
+                    m.append(
+                        http::HeaderName::from_bytes(format!("x-echo-{k}").as_bytes()).unwrap(),
+                        v.clone(),
+                    );
                 }
                 m.insert("x-server-trailer", "yes".parse().unwrap());
                 s.out_trailers = Some(m);
@@ -339,17 +504,24 @@ impl EchoApp {
         } else if s.path == "/reset-mid" {
             s.out = pattern(1000, 1);
         } else if s.path == "/settings" {
-            conn.send_settings(&[(SettingId::InitialWindowSize, 32768), (SettingId::MaxConcurrentStreams, 50)]).unwrap();
+            conn.send_settings(&[
+                (SettingId::InitialWindowSize, 32768),
+                (SettingId::MaxConcurrentStreams, 50),
+            ])
+            .unwrap();
             s.out = b"ok".to_vec();
         } else {
             res = res.status(404);
         }
-        conn.send_response(sid, &res.body(()).unwrap(), false).unwrap();
+        conn.send_response(sid, &res.body(()).unwrap(), false)
+            .unwrap();
         self.push(conn, id);
     }
 
     fn push(&mut self, conn: &mut Connection, id: u32) {
-        let Some(s) = self.streams.get_mut(&id) else { return };
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
         if !s.responding {
             return;
         }

@@ -227,7 +227,9 @@ impl Connection {
             local_table_size: 4096,
             peer_init_window: DEFAULT_WINDOW,
             peer_max_frame: DEFAULT_MAX_FRAME_SIZE,
-            peer_max_concurrent: u32::MAX,
+            // RFC 9113 §6.5.2 recommends at least 100; until the server's SETTINGS arrive
+            // a client assumes 100 rather than unlimited (and opens no more).
+            peer_max_concurrent: if role == Role::Client { 100 } else { u32::MAX },
             peer_max_header_list: u32::MAX,
             conn_send_window: i64::from(DEFAULT_WINDOW),
             conn_recv_window: i64::from(DEFAULT_WINDOW),
@@ -544,7 +546,8 @@ impl Connection {
         }
     }
 
-    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until it says).
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (a client assumes 100 until the server's
+    /// first SETTINGS, then unlimited unless they say otherwise).
     pub fn peer_max_concurrent_streams(&self) -> u32 {
         self.peer_max_concurrent
     }
@@ -850,6 +853,24 @@ impl Connection {
         }
     }
 
+    /// After our initial window shrank, credit already released may now exceed the
+    /// WINDOW_UPDATE threshold of streams that will receive nothing more until it is sent.
+    fn flush_stream_updates(&mut self) {
+        let threshold = u64::from((self.local_init_window / 2).max(1));
+        for (&id, s) in self.streams.iter_mut() {
+            if !s.closed && s.recv_open && s.pending_update >= threshold {
+                let inc = s.pending_update.min(u64::from(MAX_WINDOW_SIZE)) as u32;
+                s.pending_update -= u64::from(inc);
+                s.recv_window += i64::from(inc);
+                WindowUpdate {
+                    stream_id: StreamId::new(id),
+                    increment: inc,
+                }
+                .encode(&mut self.out);
+            }
+        }
+    }
+
     /// Send a PING; its answer arrives as [`Event::PingAck`].
     pub fn ping(&mut self, payload: [u8; 8]) -> Result<(), SendError> {
         self.check_usable()?;
@@ -895,6 +916,9 @@ impl Connection {
                         }
                     }
                     self.local_init_window = v;
+                    if acked {
+                        self.flush_stream_updates();
+                    }
                 }
             }
             SettingId::MaxConcurrentStreams if !acked => self.local_max_concurrent = v,
@@ -1525,7 +1549,10 @@ impl Connection {
         if s.payload().len() / 6 > self.cfg.max_settings_entries {
             return Err(conn_err(Reason::EnhanceYourCalm, Violation::Flood));
         }
-        self.got_settings = true;
+        if !self.got_settings {
+            self.got_settings = true;
+            self.peer_max_concurrent = u32::MAX;
+        }
         let mut widened = false;
         for (id, v) in s.iter() {
             match id {
