@@ -907,31 +907,29 @@ impl Connection {
 
     fn apply_local(&mut self, id: SettingId, v: u32, acked: bool) {
         match id {
-            SettingId::InitialWindowSize => {
-                if (v > self.local_init_window) != acked && v != self.local_init_window {
-                    let delta = i64::from(v) - i64::from(self.local_init_window);
-                    for s in self.streams.values_mut() {
-                        if !s.closed {
-                            s.recv_window += delta;
-                        }
+            SettingId::InitialWindowSize
+                if (v > self.local_init_window) != acked && v != self.local_init_window =>
+            {
+                let delta = i64::from(v) - i64::from(self.local_init_window);
+                for s in self.streams.values_mut() {
+                    if !s.closed {
+                        s.recv_window += delta;
                     }
-                    self.local_init_window = v;
-                    if acked {
-                        self.flush_stream_updates();
-                    }
+                }
+                self.local_init_window = v;
+                if acked {
+                    self.flush_stream_updates();
                 }
             }
             SettingId::MaxConcurrentStreams if !acked => self.local_max_concurrent = v,
-            SettingId::MaxFrameSize => {
-                if (v > self.decoder.max_frame_size()) != acked {
-                    self.decoder.set_max_frame_size(v);
-                }
+            SettingId::MaxFrameSize if (v > self.decoder.max_frame_size()) != acked => {
+                self.decoder.set_max_frame_size(v);
             }
-            SettingId::HeaderTableSize => {
-                if (v > self.local_table_size) != acked && v != self.local_table_size {
-                    self.hdec.set_max_table_size(v as usize);
-                    self.local_table_size = v;
-                }
+            SettingId::HeaderTableSize
+                if (v > self.local_table_size) != acked && v != self.local_table_size =>
+            {
+                self.hdec.set_max_table_size(v as usize);
+                self.local_table_size = v;
             }
             SettingId::MaxHeaderListSize if !acked => {
                 self.hdec.set_max_header_list_size(v as usize)
@@ -1557,10 +1555,8 @@ impl Connection {
         for (id, v) in s.iter() {
             match id {
                 SettingId::HeaderTableSize => self.henc.set_max_table_size(v as usize),
-                SettingId::EnablePush => {
-                    if self.role == Role::Client && v == 1 {
-                        return Err(conn_err(Reason::ProtocolError, Violation::PushNotAllowed));
-                    }
+                SettingId::EnablePush if self.role == Role::Client && v == 1 => {
+                    return Err(conn_err(Reason::ProtocolError, Violation::PushNotAllowed));
                 }
                 SettingId::MaxConcurrentStreams => self.peer_max_concurrent = v,
                 SettingId::InitialWindowSize => {
