@@ -182,6 +182,30 @@ pub enum Violation {
     HeaderListTooLarge,
     /// The header list is malformed (RFC 9113 §8.1.1), see [`Malformed`].
     Malformed(Malformed),
+    /// A flow-control window was exceeded by the peer or overflowed past 2^31-1 (§6.9).
+    FlowControl,
+    /// A stream identifier of the wrong parity, or not above all earlier ones (§5.1.1).
+    InvalidStreamId,
+    /// A frame other than PRIORITY on a stream in the idle state (§5.1).
+    IdleStream,
+    /// A frame on a closed or half-closed (remote) stream that the state forbids (§5.1).
+    ClosedStream,
+    /// A PUSH_PROMISE, which this endpoint never allows (§8.4), or ENABLE_PUSH=1 from a
+    /// server (§6.5.2).
+    PushNotAllowed,
+    /// The DATA received disagrees with `content-length` (§8.1.1).
+    ContentLength,
+    /// HEADERS where the message does not allow them: a second header block without
+    /// END_STREAM, DATA before the response head, an informational response with
+    /// END_STREAM (§8.1).
+    UnexpectedFrame,
+    /// A new stream over SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2).
+    TooManyStreams,
+    /// The peer did not acknowledge SETTINGS in time (§6.5.3).
+    SettingsTimeout,
+    /// The peer is generating excessive load (a flood of resets, control frames, empty
+    /// frames or settings).
+    Flood,
 }
 
 /// Why a header list is malformed (RFC 9113 §8.1.1, §8.2, §8.3).

@@ -15,6 +15,7 @@ pub mod frame;
 pub mod headers;
 pub mod hpack;
 pub mod preface;
+pub mod proto;
 
 pub use error::{H2Error, Malformed, Reason, Scope, Violation};
 pub use frame::StreamId;

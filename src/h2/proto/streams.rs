@@ -1,0 +1,123 @@
+//! The stream table: per-stream state in a hash map keyed by the stream id with a cheap
+//! integer hasher, plus a small ring of recently closed streams for RFC 9113 §5.1's
+//! "closed" rules.
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A multiplicative hasher for `u32` stream ids (no SipHash on the hot path).
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        let h = u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+pub(super) type Map = HashMap<u32, Stream, BuildHasherDefault<IdHasher>>;
+
+/// One stream's state. `closed` entries are streams that ended normally while the
+/// application still held unreleased body bytes: kept only for flow-control accounting.
+#[derive(Debug)]
+pub(super) struct Stream {
+    /// What we may still send (may go negative after a SETTINGS change, §6.9.2).
+    pub send_window: i64,
+    /// What the peer may still send.
+    pub recv_window: i64,
+    /// Body bytes delivered in events and not yet released by the application.
+    pub unreleased: u64,
+    /// Bytes released but not yet announced in a WINDOW_UPDATE.
+    pub pending_update: u64,
+    /// `content-length` of the incoming message, if any.
+    pub content_length: Option<u64>,
+    /// Body bytes received.
+    pub received: u64,
+    /// The peer may still send (not END_STREAM yet).
+    pub recv_open: bool,
+    /// We may still send.
+    pub send_open: bool,
+    /// Opened by us.
+    pub local: bool,
+    /// The final head was received: DATA and trailers may follow.
+    pub recv_head: bool,
+    /// The final head was sent.
+    pub sent_head: bool,
+    /// Client role: the request was HEAD (its response has no body).
+    pub is_head: bool,
+    /// In the blocked list, waiting for capacity.
+    pub blocked: bool,
+    /// Closed; kept until its unreleased bytes are released.
+    pub closed: bool,
+}
+
+impl Stream {
+    pub fn new(local: bool, send_window: u32, recv_window: u32) -> Stream {
+        Stream {
+            send_window: i64::from(send_window),
+            recv_window: i64::from(recv_window),
+            unreleased: 0,
+            pending_update: 0,
+            content_length: None,
+            received: 0,
+            recv_open: true,
+            send_open: true,
+            local,
+            recv_head: false,
+            sent_head: false,
+            is_head: false,
+            blocked: false,
+            closed: false,
+        }
+    }
+}
+
+const RECENT: usize = 256;
+
+/// The last [`RECENT`] streams that closed: which ones we reset ourselves (frames on them
+/// are ignored, RFC 9113 §5.1 "closed") and which closed otherwise (frames on them are
+/// STREAM_CLOSED errors).
+pub(super) struct Recent {
+    ids: Box<[u32; RECENT]>,
+    /// Bit set when the stream at the same index was reset by us.
+    by_us: Box<[bool; RECENT]>,
+    pos: usize,
+}
+
+impl Recent {
+    pub fn new() -> Recent {
+        Recent {
+            ids: Box::new([0; RECENT]),
+            by_us: Box::new([false; RECENT]),
+            pos: 0,
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, id: u32, by_us: bool) {
+        self.ids[self.pos] = id;
+        self.by_us[self.pos] = by_us;
+        self.pos = (self.pos + 1) % RECENT;
+    }
+
+    /// `Some(reset_by_us)` when `id` closed recently.
+    pub fn get(&self, id: u32) -> Option<bool> {
+        // Newest first: a stream id is closed at most once.
+        (0..RECENT)
+            .map(|i| (self.pos + RECENT - 1 - i) % RECENT)
+            .find(|&i| self.ids[i] == id && id != 0)
+            .map(|i| self.by_us[i])
+    }
+}
