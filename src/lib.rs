@@ -25,6 +25,7 @@ pub mod h1;
 pub mod h2;
 pub(crate) mod runtime;
 pub mod server;
+pub mod tls;
 
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
