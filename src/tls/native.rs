@@ -42,6 +42,9 @@ impl Acceptor {
     /// PKCS#8 private key (`-----BEGIN PRIVATE KEY-----`). No ALPN protocol is selected,
     /// so clients speak HTTP/1.1.
     ///
+    /// native-tls does not check that the key belongs to the certificate: a mismatch
+    /// shows up as failing handshakes. (`OpensslAcceptor`, feature `openssl-alpn`, checks.)
+    ///
     /// ```no_run
     /// let acceptor = spindle::tls::Acceptor::from_pem(
     ///     &std::fs::read("cert.pem")?,
