@@ -286,7 +286,12 @@ fn nginx_client_certificate_is_presented() {
         Identity::from_pem(&me.chain_pem(), &me.key_pem()).unwrap(),
         Identity::from_pkcs12(&me.pkcs12("secret"), "secret").unwrap(),
     ] {
-        let res = trusting(&n).identity(identity).build().get(&url).send().unwrap();
+        let res = trusting(&n)
+            .identity(identity)
+            .build()
+            .get(&url)
+            .send()
+            .unwrap();
         assert_eq!(res.status(), 200);
         let text = res.text().unwrap();
         assert!(text.contains("CN=spindle test client"), "{text}");

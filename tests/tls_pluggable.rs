@@ -11,7 +11,7 @@ use std::time::Duration;
 use client_support::Raw;
 use spindle::client::Stream;
 use spindle::tls::TlsConnector;
-use spindle::{Client, ErrorKind};
+use spindle::Client;
 
 /// "TLS" that encrypts nothing but reports an ALPN protocol and counts handshakes.
 struct PassThrough {
@@ -121,7 +121,7 @@ fn ipv6_hosts_reach_the_connector_without_brackets() {
 fn without_the_tls_feature_https_is_a_clear_tls_error() {
     let client = Client::builder().env_proxy(false).build();
     let err = client.get("https://127.0.0.1:9/").send().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Tls);
+    assert_eq!(err.kind(), spindle::ErrorKind::Tls);
     assert!(err.message().contains("no TLS backend"), "{err}");
     assert!(err.message().contains("`tls` feature"), "{err}");
 }

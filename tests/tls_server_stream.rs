@@ -303,7 +303,6 @@ fn alpn_selection_follows_the_server_preference() {
 #[test]
 fn bad_server_identity_is_a_tls_error() {
     let pki = pki();
-    let other = Ca::new("other").issue("x", &["x"], false);
     let err = Acceptor::from_pem(&pki.server.chain_pem(), b"not a key").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Tls);
     // native-tls does not check that the key matches the certificate (handshakes fail
@@ -316,6 +315,7 @@ fn bad_server_identity_is_a_tls_error() {
     #[cfg(feature = "openssl-alpn")]
     {
         use spindle::tls::OpensslAcceptor;
+        let other = Ca::new("other").issue("x", &["x"], false);
         let err = OpensslAcceptor::from_pem(&pki.server.chain_pem(), &other.key_pem()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
         let err = OpensslAcceptor::from_pem(b"", &pki.server.key_pem()).unwrap_err();
