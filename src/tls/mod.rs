@@ -11,17 +11,16 @@
 //!   handle to any `TlsAcceptor`) and [`ServerStream`] (one connection, handshake and
 //!   session alike) are what a server uses.
 //! * **Client side**: a [`TlsConnector`] wraps a connected
-//!   [`Stream`](crate::client::Stream) for a host name; the result reports the ALPN
-//!   protocol the server chose through
-//!   [`Stream::negotiated_alpn`](crate::client::Stream::negotiated_alpn).
+//!   [`crate::client::Stream`] for a host name; the result reports the ALPN protocol
+//!   the server chose through [`crate::client::Stream::negotiated_alpn`].
 //!
 //! Backends shipped with spindle:
 //!
 //! * feature `tls` (on by default): [native-tls](https://docs.rs/native-tls) (OpenSSL on
 //!   Linux) for both sides: `From<native_tls::TlsAcceptor> for Acceptor`,
-//!   [`Acceptor::from_pem`], [`NativeTlsConnector`], [`Certificate`], [`Identity`]. The
-//!   server side can select ALPN protocols (native-tls' `alpn-accept`).
-//! * feature `openssl-alpn`: [`OpensslAcceptor`], a server acceptor on the `openssl`
+//!   `Acceptor::from_pem`, `NativeTlsConnector`, `Certificate`, `Identity`. The server
+//!   side can select ALPN protocols (native-tls' `alpn-accept`).
+//! * feature `openssl-alpn`: `OpensslAcceptor`, a server acceptor on the `openssl`
 //!   crate (the library native-tls already builds on, so no second TLS stack), with ALPN
 //!   selection and full access to OpenSSL's settings.
 //!
@@ -278,8 +277,8 @@ pub trait ServerSession: Read + Write + Send {
 /// A server's TLS configuration: a cheap, clonable handle to any [`TlsAcceptor`].
 ///
 /// Make one from a `native_tls::TlsAcceptor` (`Acceptor::from(acceptor)`), from PEM
-/// files ([`Acceptor::from_pem_files`]), from an [`OpensslAcceptor`] (feature
-/// `openssl-alpn`), or from your own backend ([`Acceptor::new`]).
+/// files (`Acceptor::from_pem_files`, feature `tls`), from an `OpensslAcceptor`
+/// (feature `openssl-alpn`), or from your own backend ([`Acceptor::new`]).
 #[derive(Clone)]
 pub struct Acceptor {
     backend: Arc<dyn TlsAcceptor>,
