@@ -322,3 +322,80 @@ fn bad_server_identity_is_a_tls_error() {
         assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
     }
 }
+
+/// Waits with poll(2) for `interest` on `fd`, up to 10 s.
+fn poll_wait(fd: std::os::fd::RawFd, interest: Interest) -> io::Result<()> {
+    let events = match interest {
+        Interest::Read => libc::POLLIN,
+        Interest::Write => libc::POLLOUT,
+    };
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one pollfd we own, for a descriptor kept open by the caller.
+    let n = unsafe { libc::poll(&mut p, 1, 10_000) };
+    match n {
+        0 => Err(io::Error::new(io::ErrorKind::TimedOut, "poll timed out")),
+        n if n < 0 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// A reader and a writer on two threads share one TLS connection. The client first
+/// writes 8 MiB without reading, so the server's writer fills the socket and must wait
+/// for writability while its reader keeps reading: holding the TLS lock while waiting
+/// would deadlock here.
+#[test]
+fn shared_stream_reads_and_writes_from_two_threads_without_deadlock() {
+    use spindle::tls::SharedServerStream;
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+    const SIZE: usize = 8 << 20;
+    let pki = pki();
+    for (name, acceptor) in acceptors(&pki, &[]) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let c = client(addr, connector(&pki, &[]), |mut tls| {
+            let out: Vec<u8> = (0..SIZE).map(|i| (i % 249) as u8).collect();
+            tls.write_all(&out).unwrap();
+            let mut back = vec![0; SIZE];
+            tls.read_exact(&mut back).unwrap();
+            assert!(back.iter().enumerate().all(|(i, b)| *b == (i % 241) as u8));
+        });
+        let (sock, _) = listener.accept().unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let fd = sock.as_raw_fd();
+        let keep = sock.try_clone().unwrap(); // keeps `fd` valid for poll
+        let tls = Arc::new(SharedServerStream::new(acceptor.accept(sock).unwrap()));
+        tls.handshake(|i| poll_wait(fd, i)).unwrap();
+        let writer = {
+            let tls = tls.clone();
+            std::thread::spawn(move || {
+                let data: Vec<u8> = (0..SIZE).map(|i| (i % 241) as u8).collect();
+                for chunk in data.chunks(100_000) {
+                    tls.write_all(chunk, |i| poll_wait(fd, i)).unwrap();
+                }
+            })
+        };
+        let mut got = 0usize;
+        let mut buf = vec![0; 16 * 1024];
+        while got < SIZE {
+            let n = tls.read(&mut buf, |i| poll_wait(fd, i)).unwrap();
+            assert!(n > 0, "{name}: EOF after {got}");
+            assert!(buf[..n]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == ((got + i) % 249) as u8));
+            got += n;
+        }
+        writer.join().unwrap();
+        c.join().unwrap();
+        assert_eq!(tls.buffered_plaintext(), 0);
+        // The client is gone: end of stream (or an unexpected-EOF error), no data.
+        let r = tls.try_read(&mut buf);
+        assert!(!matches!(r, Ok(n) if n > 0), "{name}: {r:?}");
+        drop(keep);
+    }
+}

@@ -9,7 +9,9 @@
 //!   that needs more bytes says so and is resumed later, which lets an event loop park
 //!   half-finished handshakes like idle connections. [`Acceptor`] (a cheap, clonable
 //!   handle to any `TlsAcceptor`) and [`ServerStream`] (one connection, handshake and
-//!   session alike) are what a server uses.
+//!   session alike) are what a server uses; [`SharedServerStream`] lets several threads
+//!   read and write one connection through `&self`, blocking on a readiness wait the
+//!   caller supplies.
 //! * **Client side**: a [`TlsConnector`] wraps a connected
 //!   [`crate::client::Stream`] for a host name; the result reports the ALPN protocol
 //!   the server chose through [`crate::client::Stream::negotiated_alpn`].
@@ -64,6 +66,7 @@ use crate::{Error, ErrorKind, Result};
 mod native;
 #[cfg(feature = "openssl-alpn")]
 mod openssl;
+mod shared;
 
 #[cfg(feature = "tls")]
 pub(crate) use native::TlsOptions;
@@ -71,6 +74,7 @@ pub(crate) use native::TlsOptions;
 pub use native::{Certificate, Identity, NativeTlsConnector};
 #[cfg(feature = "openssl-alpn")]
 pub use openssl::{OpensslAcceptor, OpensslAcceptorBuilder};
+pub use shared::SharedServerStream;
 
 /// The ALPN protocol identifier of HTTP/2.
 pub const ALPN_H2: &[u8] = b"h2";
