@@ -54,6 +54,27 @@
 //! # Ok(()) }
 //! # #[cfg(not(feature = "tls"))] fn main() {}
 //! ```
+//!
+//! # The contract with an event loop
+//!
+//! 1. Accept, make the socket non-blocking, `acceptor.accept(socket)` (a `dup` of the
+//!    socket, e.g. `TcpStream::try_clone`, works as the `Io`: it shares the
+//!    non-blocking flag and the kernel buffers). No I/O happens yet.
+//! 2. Call [`ServerStream::handshake`] when the socket is readable (or at once):
+//!    `Pending(interest)` means park the connection on `interest` with a handshake
+//!    deadline and call again on readiness; `Complete` means serve it; an error means
+//!    close it (log at debug level with the peer address; [`ErrorKind::Tls`] for
+//!    garbage, [`ErrorKind::Closed`] for a peer that left).
+//! 3. After the handshake, [`ServerStream::negotiated_alpn`] says which protocol to
+//!    run (`Some(b"h2")`: HTTP/2; otherwise HTTP/1.1).
+//! 4. Reads and writes: `Read`/`Write` on the `ServerStream` (one owner), or
+//!    [`SharedServerStream`] (`&self`, several threads, blocking through a readiness
+//!    wait you supply). After `WouldBlock`, wait for [`ServerStream::wants`], which can
+//!    be `Write` for a read.
+//! 5. Before parking an idle connection, check [`ServerStream::buffered_plaintext`]:
+//!    above zero, the next request is already decrypted in memory and the socket will
+//!    never become readable for it, so serve it instead of parking. (A read that
+//!    returned `WouldBlock` also means nothing is buffered.)
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU8, Ordering};
