@@ -26,6 +26,7 @@ pub mod h2;
 pub mod handlers;
 pub(crate) mod runtime;
 pub mod server;
+pub mod tls;
 
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};

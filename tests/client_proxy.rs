@@ -153,7 +153,8 @@ fn connect_tunnel_refused_or_https_without_tls() {
     let err = bad_creds.get("http://127.0.0.1:1/").send().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connect);
     assert!(err.to_string().contains("407"), "{err}");
-    // https goes through CONNECT; the tunnel opens, then TLS is what is missing.
+    // https goes through CONNECT; the tunnel opens, then TLS fails: the target speaks
+    // plain HTTP (or, without the `tls` feature, TLS is missing).
     let target = origin();
     let client = Client::builder()
         .proxy(Proxy::https(&format!("http://u:p@{}", proxy.addr)).unwrap())

@@ -41,6 +41,7 @@ pub use redirect::{Attempt, Redirect, RedirectAction};
 pub use response::{Response, DEFAULT_BODY_LIMIT};
 pub use stream::{Connector, Stream, TcpConnector};
 
+use crate::tls::TlsConnector;
 use crate::{Error, ErrorKind, Result};
 use conn::{Outgoing, SendFailure};
 use pool::{Conn, Pool, PoolKey, Pooled};
@@ -67,6 +68,17 @@ struct Inner {
     redirect: Redirect,
     proxies: Proxies,
     default_headers: HeaderMap,
+    tls: TlsSetting,
+}
+
+/// The client's TLS backend for `https://` URLs.
+enum TlsSetting {
+    Ready(Arc<dyn TlsConnector>),
+    /// The builder's TLS options could not be turned into a backend: why.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Invalid(String),
+    #[cfg_attr(feature = "tls", allow(dead_code))]
+    Unavailable,
 }
 
 impl fmt::Debug for Client {
@@ -281,13 +293,10 @@ impl Client {
         let proxy = inner.proxies.for_url(url);
         let tunnel = proxy.filter(|p| scheme == "https" || p.tunnel_http);
         let forward = proxy.filter(|_| tunnel.is_none());
-        if scheme == "https" && proxy.is_none() {
-            return Err(Error::new(
-                ErrorKind::Tls,
-                "https is not supported yet: spindle has no TLS backend in this build",
-            )
-            .with_url(url));
-        }
+        let tls = match scheme {
+            "https" => Some(self.tls_connector().map_err(|e| e.with_url(url))?),
+            _ => None,
+        };
         let route = match (tunnel, forward) {
             (Some(p), _) => Some(p.route_connect.as_str()),
             (_, Some(p)) => Some(p.route_http.as_str()),
@@ -347,13 +356,12 @@ impl Client {
                             self.connect(h, p, deadline).map_err(|e| e.with_url(url))?
                         }
                     };
-                    if scheme == "https" {
-                        return Err(Error::new(
-                            ErrorKind::Tls,
-                            "the CONNECT tunnel is open, but spindle has no TLS backend in this build",
-                        )
-                        .with_url(url));
-                    }
+                    let stream = match tls {
+                        Some(tls) => self
+                            .tls_handshake(tls, host, stream, deadline)
+                            .map_err(|e| e.with_url(url))?,
+                        None => stream,
+                    };
                     let timed = self.timed(stream, deadline);
                     Pooled {
                         key: Arc::new(PoolKey {
@@ -368,6 +376,7 @@ impl Client {
             };
             let Pooled { key, conn } = pooled;
             let Conn::H1(mut sender) = conn;
+            let alpn = sender.io().inner().negotiated_alpn().map(<[u8]>::to_vec);
             {
                 let io = sender.io_mut();
                 io.read_timeout = inner.read_timeout;
@@ -382,6 +391,7 @@ impl Client {
                         res_body,
                         key,
                         inner.pool.clone(),
+                        alpn,
                     ))
                 }
                 Err(SendFailure { error, retryable }) => {
@@ -394,6 +404,64 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The TLS backend for an `https://` URL, or why there is none.
+    fn tls_connector(&self) -> Result<&dyn TlsConnector> {
+        match &self.inner.tls {
+            TlsSetting::Ready(tls) => Ok(&**tls),
+            TlsSetting::Invalid(msg) => Err(Error::new(ErrorKind::Tls, msg.clone())),
+            TlsSetting::Unavailable => Err(Error::new(
+                ErrorKind::Tls,
+                "https needs TLS, but this build of spindle has no TLS backend \
+                 (enable the `tls` feature, or set ClientBuilder::tls_connector)",
+            )),
+        }
+    }
+
+    /// Runs the TLS handshake over a fresh stream, bounded by the connect timeout (or
+    /// else the read timeout) and the request deadline.
+    fn tls_handshake(
+        &self,
+        tls: &dyn TlsConnector,
+        host: &str,
+        stream: Box<dyn Stream>,
+        deadline: Option<Instant>,
+    ) -> Result<Box<dyn Stream>> {
+        let inner = &*self.inner;
+        let mut bound = inner.connect_timeout.or(inner.read_timeout);
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::new(
+                    ErrorKind::Tls,
+                    format!("TLS handshake with {host} timed out (request deadline passed)"),
+                ));
+            }
+            bound = Some(bound.map_or(left, |t| t.min(left)));
+        }
+        let bound = bound.map(|t| t.max(Duration::from_millis(1)));
+        let io =
+            |e: std::io::Error| Error::io(format!("preparing the TLS handshake with {host}"), e);
+        stream.set_read_timeout(bound).map_err(io)?;
+        stream
+            .set_write_timeout(bound.or(inner.write_timeout))
+            .map_err(io)?;
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        let stream = tls.connect(name, stream)?;
+        // `Timed` applies its own timeouts and assumes none are set.
+        stream.set_read_timeout(None).map_err(io)?;
+        stream.set_write_timeout(None).map_err(io)?;
+        if stream.negotiated_alpn() == Some(crate::tls::ALPN_H2) {
+            return Err(Error::new(
+                ErrorKind::Http2,
+                format!(
+                    "{host} chose HTTP/2 through ALPN, which spindle's client does not speak yet \
+                     (do not enable ClientBuilder::tls_offer_h2)"
+                ),
+            ));
+        }
+        Ok(stream)
     }
 
     fn timed(&self, stream: Box<dyn Stream>, deadline: Option<Instant>) -> Timed {
@@ -505,6 +573,9 @@ pub struct ClientBuilder {
     max_idle_per_host: usize,
     max_idle: usize,
     idle_timeout: Option<Duration>,
+    tls_connector: Option<Arc<dyn TlsConnector>>,
+    #[cfg(feature = "tls")]
+    tls: crate::tls::TlsOptions,
 }
 
 impl Default for ClientBuilder {
@@ -529,6 +600,9 @@ impl Default for ClientBuilder {
             max_idle_per_host: 32,
             max_idle: 256,
             idle_timeout: Some(Duration::from_secs(90)),
+            tls_connector: None,
+            #[cfg(feature = "tls")]
+            tls: crate::tls::TlsOptions::default(),
         }
     }
 }
@@ -628,8 +702,104 @@ impl ClientBuilder {
         self
     }
 
+    /// Uses `connector` for `https://` URLs instead of the built-in native-tls backend
+    /// (whose options on this builder are then ignored). This is how a TLS library
+    /// other than native-tls plugs in, also in builds without the `tls` feature.
+    pub fn tls_connector(mut self, connector: impl TlsConnector) -> Self {
+        self.tls_connector = Some(Arc::new(connector));
+        self
+    }
+
+    /// Trusts `cert` as a root certificate authority, in addition to the system's
+    /// (see [`tls_built_in_root_certs`](ClientBuilder::tls_built_in_root_certs)).
+    ///
+    /// ```no_run
+    /// use spindle::tls::Certificate;
+    /// let ca = Certificate::from_pem(&std::fs::read("ca.pem")?)?;
+    /// let client = spindle::Client::builder().add_root_certificate(ca).try_build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn add_root_certificate(mut self, cert: crate::tls::Certificate) -> Self {
+        self.tls.roots.push(cert);
+        self
+    }
+
+    /// Whether the system's root certificates are trusted (default true). With
+    /// `false`, only those given to
+    /// [`add_root_certificate`](ClientBuilder::add_root_certificate) are.
+    #[cfg(feature = "tls")]
+    pub fn tls_built_in_root_certs(mut self, enabled: bool) -> Self {
+        self.tls.no_built_in_roots = !enabled;
+        self
+    }
+
+    /// Presents `identity` (a client certificate and its key) to servers that ask for
+    /// one.
+    #[cfg(feature = "tls")]
+    pub fn identity(mut self, identity: crate::tls::Identity) -> Self {
+        self.tls.identity = Some(identity);
+        self
+    }
+
+    /// **Dangerous**: accepts any server certificate, expired, self-signed or for
+    /// another host, so anyone on the path can read and change the traffic. For tests
+    /// against throwaway certificates only.
+    #[cfg(feature = "tls")]
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.tls.accept_invalid_certs = accept;
+        self
+    }
+
+    /// **Dangerous**: accepts a trusted certificate even if it was issued for another
+    /// host name, so any holder of a certificate from a trusted CA can impersonate the
+    /// server. For tests only.
+    #[cfg(feature = "tls")]
+    pub fn danger_accept_invalid_hostnames(mut self, accept: bool) -> Self {
+        self.tls.accept_invalid_hostnames = accept;
+        self
+    }
+
+    /// Offers `h2` besides `http/1.1` through ALPN (default false: only `http/1.1` is
+    /// offered). The client does not speak HTTP/2 yet: a server that chooses `h2`
+    /// fails the request with [`ErrorKind::Http2`]. Meant for probing servers until
+    /// the HTTP/2 client lands; [`Response::alpn`] reports what was chosen.
+    #[cfg(feature = "tls")]
+    pub fn tls_offer_h2(mut self, offer: bool) -> Self {
+        self.tls.offer_h2 = offer;
+        self
+    }
+
+    /// Builds the client, failing with [`ErrorKind::Tls`] if the TLS options are
+    /// invalid (for example a client identity the TLS library rejects).
+    /// [`build`](ClientBuilder::build) reports such a problem on each `https://`
+    /// request instead.
+    pub fn try_build(self) -> Result<Client> {
+        let client = self.build();
+        if let TlsSetting::Invalid(msg) = &client.inner.tls {
+            return Err(Error::new(ErrorKind::Tls, msg.clone()));
+        }
+        Ok(client)
+    }
+
+    fn tls_setting(&self) -> TlsSetting {
+        if let Some(c) = &self.tls_connector {
+            return TlsSetting::Ready(c.clone());
+        }
+        #[cfg(feature = "tls")]
+        {
+            match self.tls.build() {
+                Ok(c) => TlsSetting::Ready(Arc::new(c)),
+                Err(e) => TlsSetting::Invalid(format!("invalid TLS settings: {e}")),
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        TlsSetting::Unavailable
+    }
+
     /// Builds the client.
     pub fn build(self) -> Client {
+        let tls = self.tls_setting();
         let proxies = if !self.proxies.is_empty() {
             Proxies::new(self.proxies)
         } else if self.env_proxy {
@@ -653,6 +823,7 @@ impl ClientBuilder {
                 redirect: self.redirect,
                 proxies,
                 default_headers: self.default_headers,
+                tls,
             }),
         }
     }

@@ -38,6 +38,7 @@ pub struct Response {
     trailers: Option<HeaderMap>,
     key: Arc<PoolKey>,
     pool: Arc<Pool>,
+    alpn: Option<Vec<u8>>,
 }
 
 impl Response {
@@ -47,6 +48,7 @@ impl Response {
         body: ResponseBody<Timed>,
         key: Arc<PoolKey>,
         pool: Arc<Pool>,
+        alpn: Option<Vec<u8>>,
     ) -> Response {
         let mut res = Response {
             status: head.status,
@@ -57,6 +59,7 @@ impl Response {
             trailers: None,
             key,
             pool,
+            alpn,
         };
         res.release_if_done();
         res
@@ -80,6 +83,13 @@ impl Response {
     /// One header field's value as text, if present and visible ASCII.
     pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The ALPN protocol the server chose in the TLS handshake of the connection this
+    /// response came on (`b"http/1.1"`), or `None` for plain HTTP or a server that
+    /// chose none.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.alpn.as_deref()
     }
 
     /// The URL that answered, after redirects.

@@ -18,6 +18,11 @@ pub trait Stream: Read + Write + Send + 'static {
     fn peer_closed(&self) -> bool {
         false
     }
+    /// The ALPN protocol the server chose during a TLS handshake (`b"http/1.1"`,
+    /// `b"h2"`), if this is a TLS stream and one was chosen. The default says `None`.
+    fn negotiated_alpn(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl Stream for TcpStream {
