@@ -525,6 +525,7 @@ impl<H: Handler> Engine<H> {
         if conn.lingering.is_some() {
             return self.linger(lp, conn);
         }
+        conn.h1.readable();
         loop {
             core.emit(&conn, ConnState::Active);
             let before = conn.h1.served();
@@ -555,6 +556,7 @@ impl<H: Handler> Engine<H> {
                         if *pending {
                             // Bytes arrived while we were busy; their edge is spent.
                             *pending = false;
+                            conn.h1.readable();
                             continue;
                         }
                     }

@@ -49,6 +49,11 @@ pub(crate) struct H1Conn {
     /// When the first byte of the head now arriving came in.
     head_started: Option<Instant>,
     accepted: Instant,
+    /// The socket may hold unread bytes. Cleared by a read that did not fill the space
+    /// offered (the kernel had no more at that moment); any byte arriving later raises a
+    /// new edge-triggered event, so the read that would only say "would block" is skipped
+    /// (one system call fewer per request).
+    unread_maybe: bool,
 }
 
 impl H1Conn {
@@ -67,7 +72,13 @@ impl H1Conn {
             served: 0,
             head_started: None,
             accepted,
+            unread_maybe: true,
         }
+    }
+
+    /// Marks that the socket became readable.
+    pub fn readable(&mut self) {
+        self.unread_maybe = true;
     }
 
     /// Requests served so far.
@@ -714,7 +725,14 @@ pub(crate) fn serve_ready<H: Handler + ?Sized>(
 ) -> Next {
     let side = &mut conn.side;
     loop {
-        let head = match read_head(io, side, &mut scratch.write, cfg, &mut conn.head_started) {
+        let head = match read_head(
+            io,
+            side,
+            &mut scratch.write,
+            cfg,
+            &mut conn.head_started,
+            &mut conn.unread_maybe,
+        ) {
             Ok(Some(head)) => head,
             Ok(None) => {
                 // Would block: answers go out now, then the connection parks.
@@ -986,6 +1004,7 @@ fn read_head(
     out: &mut Vec<u8>,
     cfg: &Config,
     head_started: &mut Option<Instant>,
+    unread_maybe: &mut bool,
 ) -> Result<Option<RequestHead>, Fate> {
     let mut check_from = 0usize;
     loop {
@@ -1011,10 +1030,22 @@ fn read_head(
             check_from = data.len();
             head_started.get_or_insert_with(Instant::now);
         }
-        match side
-            .rbuf
-            .fill_with(|buf| io.try_read(buf), cfg.limits.max_head_bytes + 1)
-        {
+        if !*unread_maybe {
+            return Ok(None);
+        }
+        let mut short = false;
+        let filled = side.rbuf.fill_with(
+            |buf| {
+                let n = io.try_read(buf)?;
+                short = n < buf.len();
+                Ok(n)
+            },
+            cfg.limits.max_head_bytes + 1,
+        );
+        if short {
+            *unread_maybe = false;
+        }
+        match filled {
             Ok(0) => {
                 return Err(if side.rbuf.is_empty() {
                     Fate::PeerClosed

@@ -369,3 +369,29 @@ impl std::fmt::Debug for Listening {
             .finish()
     }
 }
+
+/// Blocks until the process receives SIGTERM or SIGINT, and returns which one.
+///
+/// The library installs no signal handler unless this is called; calling it installs
+/// handlers for those two signals for the rest of the process's life. The usual use is
+/// a graceful stop (see `examples/graceful.rs`):
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// use spindle::server::{Request, Response, Server};
+///
+/// let listening = Server::http("127.0.0.1:3000")?.handle(|_req: Request, res: Response| {
+///     res.send(b"hi").ok();
+/// })?;
+/// spindle::server::wait_for_shutdown_signal()?;
+/// let report = listening.shutdown(Instant::now() + Duration::from_secs(10));
+/// eprintln!("{} connections finished, {} cut", report.finished, report.cut);
+/// # Ok::<(), spindle::Error>(())
+/// ```
+#[cfg(feature = "signals")]
+pub fn wait_for_shutdown_signal() -> Result<i32> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    Ok(signals.forever().next().unwrap_or(SIGTERM))
+}
