@@ -7,7 +7,7 @@
 //!
 //! Environment: `BENCH_SECS` (default 5) per run, `BENCH_RUNS` (default 3; medians are
 //! reported), `BENCH_SERVERS` (default `spindle,tiny_http,hyper`), `BENCH_SCENARIOS`
-//! (default `a,b,c,d`), `BENCH_IDLE` (idle connections in scenario d, default 2000).
+//! (default `a,b,c,d,e`), `BENCH_IDLE` (idle connections in scenario d, default 2000).
 //! Needs `wrk` and `taskset` (Debian: wrk, util-linux). Loopback only; every child is
 //! ended by its PID.
 use std::collections::BTreeMap;
@@ -29,7 +29,7 @@ fn main() {
     let runs: usize = env_or("BENCH_RUNS", 3);
     let idle: usize = env_or("BENCH_IDLE", 2000);
     let servers: Vec<String> = env_list("BENCH_SERVERS", "spindle,tiny_http,hyper");
-    let scenarios: Vec<String> = env_list("BENCH_SCENARIOS", "a,b,c,d");
+    let scenarios: Vec<String> = env_list("BENCH_SCENARIOS", "a,b,c,d,e");
     for tool in ["wrk", "taskset"] {
         if !tool_exists(tool) {
             eprintln!("benchmark needs `{tool}` (apt-get install wrk util-linux)");
@@ -62,6 +62,7 @@ fn scenario_name(s: &str) -> &'static str {
         "b" => "(b) keep-alive, 256 connections",
         "c" => "(c) new connection per request, 16 at a time",
         "d" => "(d) as (a) with idle keep-alive connections held open",
+        "e" => "(e) 10,000 idle keep-alive connections, memory only",
         _ => "unknown",
     }
 }
@@ -94,6 +95,25 @@ fn measure(server: &str, scenario: &str, secs: u64, idle: usize) -> Measure {
     run_wrk(addr, 16, 1, false);
 
     let mut idle_conns = Vec::new();
+    if scenario == "e" {
+        for _ in 0..10_000 {
+            match open_idle(addr) {
+                Some(c) => idle_conns.push(c),
+                None => break,
+            }
+        }
+        let rss = rss_mib(child.id());
+        let total = idle_conns.len();
+        let answered = idle_conns.iter_mut().map(ask).filter(|ok| *ok).count();
+        drop(idle_conns);
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        return Measure {
+            rss_mib: rss,
+            idle_answered: Some((answered, total.max(10_000))),
+            ..Default::default()
+        };
+    }
     if scenario == "d" {
         for _ in 0..idle {
             match open_idle(addr) {
