@@ -106,8 +106,7 @@ fn measure(server: &str, scenario: &str, secs: u64, idle: usize) -> Measure {
         let total = idle_conns.len();
         let answered = idle_conns.iter_mut().map(ask).filter(|ok| *ok).count();
         drop(idle_conns);
-        // SAFETY: kill takes no pointers; the PID is our own child, not yet reaped.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.kill();
         let _ = child.wait();
         return Measure {
             rss_mib: rss,
@@ -155,8 +154,7 @@ fn measure(server: &str, scenario: &str, secs: u64, idle: usize) -> Measure {
         m.idle_answered = Some((answered, total.max(idle)));
     }
     drop(idle_conns);
-    // SAFETY: kill takes no pointers; the PID is our own child, not yet reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.kill();
     let _ = child.wait();
     m
 }
