@@ -402,6 +402,13 @@ impl ResponseSink for Recorder {
     fn set_trailers(&mut self, trailers: HeaderMap) {
         self.trailers = Some(trailers);
     }
+    fn upgrade(&mut self, _status: StatusCode) -> io::Result<crate::server::Upgraded> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "recorder: a test recorder has no connection to hand over; \
+             test upgrades against a TestServer",
+        ))
+    }
 }
 
 /// A handler served on `127.0.0.1:0` for tests with real clients; stopped when
