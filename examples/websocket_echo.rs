@@ -54,7 +54,11 @@ pub fn app() -> impl Handler {
 }
 
 /// Why a request is not a WebSocket handshake we accept (RFC 6455 §4.2.1).
-fn check_handshake(method: &Method, version: Version, headers: &HeaderMap) -> Result<(), &'static str> {
+fn check_handshake(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<(), &'static str> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()
@@ -94,8 +98,10 @@ fn websocket(req: Request, mut res: Response) {
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v.as_bytes() == b"13");
     if !version_ok {
-        res.headers_mut()
-            .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        res.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         res.with_status(StatusCode::UPGRADE_REQUIRED).send(b"").ok();
         return;
     }
