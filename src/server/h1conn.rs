@@ -445,7 +445,7 @@ struct H1Sink<'c, 's> {
     side: &'c Mutex<&'s mut ReadSide>,
     /// The request is a CONNECT (a 2xx answer may take the connection).
     connect: bool,
-    /// The request asked to switch protocols (`Upgrade` field present).
+    /// The request offers to switch protocols (`Connection: upgrade` and `Upgrade`).
     upgrade_offered: bool,
     buf: &'c mut Vec<u8>,
     headers: &'c mut HeaderMap,
