@@ -209,6 +209,23 @@ fn router_405_with_allow_over_a_socket() {
         .send_raw(b"HEAD /kv/a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
     assert_eq!((res.status, res.body.len()), (200, 0));
+    // The same through the test server's ready client.
+    let client = s.client();
+    let res = client.get(s.url("/kv/a")).send().unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.text().unwrap().as_str()),
+        (200, "v")
+    );
+    let res = client.put(s.url("/kv/a")).body("x").send().unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.text().unwrap().as_str()),
+        (200, "stored")
+    );
+    let res = client.delete(s.url("/kv/a")).send().unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.header("allow"), Some("GET, HEAD, PUT"));
+    drop(res);
+    assert_eq!(client.get(s.url("/nope")).send().unwrap().status(), 404);
 }
 
 #[test]

@@ -268,4 +268,13 @@ impl ResponseSink for LimitSink<'_, '_> {
     fn set_trailers(&mut self, trailers: HeaderMap) {
         self.fwd.set_trailers(trailers)
     }
+    fn upgrade(&mut self, status: StatusCode) -> io::Result<crate::server::Upgraded> {
+        if self.refuse_instead() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request body over the limit; answered 413 instead of upgrading",
+            ));
+        }
+        self.fwd.upgrade(status)
+    }
 }

@@ -96,6 +96,9 @@ impl ResponseSink for Guard<'_> {
     fn set_trailers(&mut self, trailers: HeaderMap) {
         self.fwd.set_trailers(trailers)
     }
+    fn upgrade(&mut self, status: StatusCode) -> io::Result<crate::server::Upgraded> {
+        self.fwd.upgrade(status)
+    }
 }
 
 impl<H: Handler> Handler for CatchPanic<H> {

@@ -448,6 +448,9 @@ impl ResponseSink for CompressSink<'_> {
             None => self.fwd.set_trailers(trailers),
         }
     }
+    fn upgrade(&mut self, status: StatusCode) -> io::Result<crate::server::Upgraded> {
+        self.fwd.upgrade(status)
+    }
 }
 
 #[cfg(test)]

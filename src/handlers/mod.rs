@@ -37,7 +37,7 @@ use std::io::{self, Read};
 use http::header::HeaderMap;
 use http::{StatusCode, Version};
 
-use crate::server::{Fresh, Handler, Request, Response, Streaming};
+use crate::server::{Fresh, Handler, Request, Response, Streaming, Upgraded};
 
 mod access_log;
 mod body_limit;
@@ -255,6 +255,18 @@ pub trait ResponseSink: Send {
     fn abandon(&mut self);
     /// Sets trailer fields to send after a streamed body.
     fn set_trailers(&mut self, trailers: HeaderMap);
+    /// Sends the head with `status` and hands the connection over (see
+    /// [`Response::upgrade`]). On an error before the head went out, the sink must stay
+    /// as it was. The default refuses with [`io::ErrorKind::Unsupported`]; a wrapper
+    /// built on [`Forward`] passes it on to the `Forward` (which implements it) so
+    /// upgrades work through it.
+    fn upgrade(&mut self, status: StatusCode) -> io::Result<Upgraded> {
+        let _ = status;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this response sink cannot hand its connection over",
+        ))
+    }
 }
 
 enum ForwardState<'r> {
@@ -436,6 +448,13 @@ impl ResponseSink for Forward<'_> {
         if let Some(res) = self.streaming_mut() {
             res.set_trailers(trailers);
         }
+    }
+
+    fn upgrade(&mut self, status: StatusCode) -> io::Result<Upgraded> {
+        let res = self.take_fresh().ok_or_else(out_of_order)?;
+        self.status = status;
+        // The outer response answers 500 itself if the upgrade fails before the head.
+        res.with_status(status).upgrade()
     }
 }
 

@@ -28,6 +28,15 @@ use http::{Method, StatusCode, Version};
 
 use super::{BodyReader, ResponseSink};
 use crate::server::{Handler, Listening, Request, Response, Server};
+use crate::Client;
+
+fn test_client() -> Client {
+    Client::builder()
+        .env_proxy(false)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .build()
+}
 
 /// A request built from parts, to run a handler on in-process.
 #[derive(Debug, Clone)]
@@ -402,24 +411,39 @@ impl ResponseSink for Recorder {
     fn set_trailers(&mut self, trailers: HeaderMap) {
         self.trailers = Some(trailers);
     }
+    fn upgrade(&mut self, _status: StatusCode) -> io::Result<crate::server::Upgraded> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "recorder: a test recorder has no connection to hand over; \
+             test upgrades against a TestServer",
+        ))
+    }
 }
 
-/// A handler served on `127.0.0.1:0` for tests with real clients; stopped when
-/// dropped. (A ready-made spindle `Client` will come with the client; until then use
-/// [`addr`](TestServer::addr)/[`url`](TestServer::url) with any client, or the raw
-/// helpers.)
+/// A handler served on `127.0.0.1:0` for tests with real clients, like Go's
+/// `httptest.Server`; stopped when dropped. Talk to it with the ready
+/// [`client`](TestServer::client) and [`url`](TestServer::url), with any other client
+/// through [`addr`](TestServer::addr), or byte for byte with the raw helpers.
 ///
 /// ```
 /// use spindle::handlers::testing::TestServer;
 /// use spindle::server::{Request, Response};
 ///
 /// let server = TestServer::start(|_req: Request, res: Response| { res.send(b"hi").ok(); })?;
+/// let res = server.client().get(server.url("/")).send()?;
+/// assert_eq!(res.status(), 200);
+/// assert_eq!(res.text()?, "hi");
+///
+/// // Byte for byte:
 /// let res = server.get("/")?;
 /// assert_eq!((res.status, res.body.as_slice()), (200, &b"hi"[..]));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct TestServer {
+    // Declared first so it is dropped first: its pooled connections close before the
+    // server shuts down.
+    client: Client,
     listening: Listening,
 }
 
@@ -436,8 +460,17 @@ impl TestServer {
         threads: usize,
     ) -> crate::Result<TestServer> {
         Ok(TestServer {
+            client: test_client(),
             listening: server.handle_threads(handler, threads)?,
         })
+    }
+
+    /// A [`Client`] ready for this server (use it with [`url`](TestServer::url)): it
+    /// ignores proxy environment variables (the server is on loopback) and gives up
+    /// on a request after 30 s rather than hang a test. Clones share one connection
+    /// pool, which this server owns: connections are reused across calls.
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// The address served.

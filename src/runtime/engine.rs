@@ -597,6 +597,12 @@ impl<H: Handler> Engine<H> {
             conn.deadline = Instant::now() + LINGER;
             return self.linger(lp, conn);
         }
+        if fate == h1conn::Fate::Hijacked {
+            // A handler holds a duplicate of the descriptor, which keeps the epoll
+            // registration alive past our close: remove it, or its events would reach
+            // whatever takes this slot next.
+            lp.epoll.delete(conn.socket.raw_fd());
+        }
         self.release(lp, conn);
     }
 

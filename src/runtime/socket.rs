@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::engine::release_loop_before_blocking;
 use super::sys::{wait_fd, Readiness};
 use super::transport::Transport;
+use crate::server::UpgradedStream;
 
 /// A stream accepted from a TCP or Unix listener.
 pub(crate) enum Stream {
@@ -163,5 +164,18 @@ impl Transport for Socket {
             Stream::Tcp(s) => s.shutdown(how),
             Stream::Unix(s) => s.shutdown(how),
         }
+    }
+
+    fn hijack(&self) -> io::Result<UpgradedStream> {
+        let stream = match &self.stream {
+            Stream::Tcp(s) => UpgradedStream::Tcp(s.try_clone()?),
+            Stream::Unix(s) => UpgradedStream::Unix(s.try_clone()?),
+        };
+        // O_NONBLOCK belongs to the open file description, which the duplicate shares:
+        // the engine's descriptor turns blocking too, but it does no more I/O on it.
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(None)?;
+        stream.set_write_timeout(None)?;
+        Ok(stream)
     }
 }

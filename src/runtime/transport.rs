@@ -5,6 +5,8 @@ use std::io;
 use std::net::Shutdown;
 use std::time::Duration;
 
+use crate::server::UpgradedStream;
+
 /// A byte stream a server connection runs over: TCP, a Unix socket, or (later) TLS.
 ///
 /// Methods take `&self` like `&TcpStream`'s `Read`/`Write` impls do, so the reading and
@@ -34,4 +36,16 @@ pub(crate) trait Transport: Send + Sync {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Shuts down one or both directions.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+    /// Hands the connection to a handler ([`Response::upgrade`]): a duplicate of the
+    /// socket, in blocking mode, with no timeouts. The caller must then forget the
+    /// connection without shutting it down (that would end the duplicate too).
+    /// Transports that cannot be handed over (TLS, for now) keep this default.
+    ///
+    /// [`Response::upgrade`]: crate::server::Response::upgrade
+    fn hijack(&self) -> io::Result<UpgradedStream> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this connection's transport cannot be handed over",
+        ))
+    }
 }

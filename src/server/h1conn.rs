@@ -5,6 +5,7 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -13,6 +14,7 @@ use http::{Method, StatusCode, Version};
 use super::config::Config;
 use super::request::{Body, BodySource, Request};
 use super::response::{Response, Sink};
+use super::upgrade::Upgraded;
 use super::Handler;
 use crate::h1::date::with_http_date;
 use crate::h1::encode::{write_decimal, write_header, write_headers, write_status_line};
@@ -150,6 +152,9 @@ pub(crate) enum Fate {
     Io,
     /// The server is shutting down.
     Shutdown,
+    /// A handler took the connection over ([`Response::upgrade`]): the server must
+    /// forget it without shutting it down, flushing or lingering.
+    Hijacked,
 }
 
 /// The read side: the buffer and where the current request body stands.
@@ -250,30 +255,42 @@ struct Continue {
     head_sent: AtomicBool,
 }
 
-/// The body of the current request, read through the connection.
-struct H1Body<'c> {
+/// The body of the current request, read through the connection. The read side is
+/// shared with the response writer, which takes the buffered bytes on an upgrade.
+struct H1Body<'c, 's> {
     io: &'c dyn Transport,
-    side: &'c mut ReadSide,
+    side: &'c Mutex<&'s mut ReadSide>,
+    /// Trailers moved out of the read side once the body ended.
+    trailers: Option<HeaderMap>,
     cont: &'c Continue,
     read_timeout: Option<Duration>,
     max_buffer: usize,
 }
 
-impl BodySource for H1Body<'_> {
+impl BodySource for H1Body<'_, '_> {
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        read_body(
+        let mut side = lock(self.side);
+        let result = read_body(
             self.io,
-            self.side,
+            &mut side,
             self.cont,
             self.read_timeout,
             self.max_buffer,
             buf,
-        )
+        );
+        if side.trailers.is_some() {
+            self.trailers = side.trailers.take();
+        }
+        result
     }
 
     fn trailers(&self) -> Option<&HeaderMap> {
-        self.side.trailers.as_ref()
+        self.trailers.as_ref()
     }
+}
+
+fn lock<'g, T>(m: &'g Mutex<T>) -> MutexGuard<'g, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn read_body(
@@ -406,6 +423,8 @@ enum SinkState {
     Streaming(Encoder),
     Done,
     Abandoned,
+    /// The handler took the connection ([`Response::upgrade`]).
+    Hijacked,
 }
 
 #[derive(Clone, Copy)]
@@ -420,8 +439,14 @@ enum Encoder {
 }
 
 /// The response writer of the current exchange.
-struct H1Sink<'c> {
+struct H1Sink<'c, 's> {
     io: &'c dyn Transport,
+    /// The read side, for the bytes buffered past the request on an upgrade.
+    side: &'c Mutex<&'s mut ReadSide>,
+    /// The request is a CONNECT (a 2xx answer may take the connection).
+    connect: bool,
+    /// The request offers to switch protocols (`Connection: upgrade` and `Upgrade`).
+    upgrade_offered: bool,
     buf: &'c mut Vec<u8>,
     headers: &'c mut HeaderMap,
     version: Version,
@@ -440,7 +465,7 @@ struct H1Sink<'c> {
     pipelined: bool,
 }
 
-impl H1Sink<'_> {
+impl H1Sink<'_, '_> {
     /// Writes the head into the buffer and decides the body's framing.
     fn write_head(&mut self, status: StatusCode, whole_len: Option<u64>) -> io::Result<Encoder> {
         if !matches!(self.state, SinkState::Fresh) {
@@ -576,7 +601,7 @@ fn response_wants_close(headers: &HeaderMap) -> bool {
         .any(|v| comma_tokens(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close")))
 }
 
-impl Sink for H1Sink<'_> {
+impl Sink for H1Sink<'_, '_> {
     fn version(&self) -> Version {
         self.version
     }
@@ -698,18 +723,74 @@ impl Sink for H1Sink<'_> {
                 Ok(())
             }
             SinkState::Fresh => Err(io::Error::other("response not started")),
-            SinkState::Done | SinkState::Abandoned => Ok(()),
+            SinkState::Done | SinkState::Abandoned | SinkState::Hijacked => Ok(()),
         }
     }
 
     fn abandon(&mut self) {
-        if !matches!(self.state, SinkState::Done) {
+        if !matches!(self.state, SinkState::Done | SinkState::Hijacked) {
             self.state = SinkState::Abandoned;
         }
     }
 
     fn set_trailers(&mut self, trailers: HeaderMap) {
         self.trailers = Some(trailers);
+    }
+
+    fn upgrade(&mut self, status: StatusCode) -> io::Result<Upgraded> {
+        if !matches!(self.state, SinkState::Fresh) {
+            return Err(io::Error::other("response head already sent"));
+        }
+        let refuse = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            if self.version != Version::HTTP_11 {
+                return refuse("101 Switching Protocols cannot answer an HTTP/1.0 request");
+            }
+            if !self.upgrade_offered {
+                return refuse("101 Switching Protocols needs a request with an Upgrade field");
+            }
+        } else if !(status.is_success() && self.connect) {
+            return refuse("only a CONNECT request may be taken over with a 2xx status");
+        }
+        if self.broken {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "connection is broken",
+            ));
+        }
+        // Take the socket first: if it cannot be had (TLS), nothing has been sent yet.
+        let mut stream = self.io.hijack()?;
+        self.cont.head_sent.store(true, Ordering::Relaxed);
+        // RFC 9110 §9.3.6 and §15.2: no framing fields on these.
+        let headers = &mut *self.headers;
+        headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::TRANSFER_ENCODING);
+        let out = &mut *self.buf;
+        write_status_line(out, Version::HTTP_11, status);
+        if status != StatusCode::SWITCHING_PROTOCOLS && !headers.contains_key(header::DATE) {
+            with_http_date(|date| write_header(out, b"date", date));
+        }
+        write_headers(out, headers);
+        out.extend_from_slice(b"\r\n");
+        // From here on the connection cannot go back to HTTP/1.
+        self.state = SinkState::Done;
+        self.close = true;
+        // Through the duplicate, which is blocking now (the mode is shared with the
+        // engine's descriptor); with earlier pipelined answers still buffered, if any.
+        let written = io::Write::write_all(&mut stream, self.buf);
+        self.buf.clear();
+        if let Err(e) = written {
+            self.broken = true;
+            return Err(e);
+        }
+        let mut side = lock(self.side);
+        let buffered = side.rbuf.data().to_vec();
+        side.rbuf.consume(buffered.len());
+        // Whatever body the request declared is now the new owner's business.
+        side.body = BodyState::Done;
+        drop(side);
+        self.state = SinkState::Hijacked;
+        Ok(Upgraded::new(stream, buffered))
     }
 }
 
@@ -794,7 +875,12 @@ fn exchange<H: Handler + ?Sized>(
         BodyFraming::CloseDelimited => BodyState::Done,
     };
     side.trailers = None;
-    let keep_alive = keep_alive && cfg.keep_alive;
+    // An upgrade request (RFC 9110 §7.8) or a CONNECT: what follows the request may be
+    // another protocol, so the connection is never reused for HTTP/1 after it and an
+    // unread body is not drained; the handler may take the connection over instead.
+    let connect = method == Method::CONNECT;
+    let upgrade_offered = is_upgrade_request(&headers);
+    let keep_alive = keep_alive && cfg.keep_alive && !connect && !upgrade_offered;
     // Bytes beyond this request's body are already here: another request follows, which
     // a graceful shutdown must still answer.
     let pipelined = match framing {
@@ -809,14 +895,16 @@ fn exchange<H: Handler + ?Sized>(
     let is_head = method == Method::HEAD;
     scratch.headers.clear();
 
+    let has_body = !matches!(side.body, BodyState::Done);
+    let shared = Mutex::new(side);
     let mut body = H1Body {
         io,
-        side: &mut *side,
+        side: &shared,
+        trailers: None,
         cont: &cont,
         read_timeout: cfg.read_timeout,
         max_buffer: cfg.max_head_bytes(),
     };
-    let has_body = !matches!(body.side.body, BodyState::Done);
     let request = Request::new(
         method,
         uri,
@@ -849,6 +937,9 @@ fn exchange<H: Handler + ?Sized>(
 
     let mut sink = H1Sink {
         io,
+        side: &shared,
+        connect,
+        upgrade_offered,
         buf: &mut scratch.write,
         headers: &mut scratch.headers,
         version,
@@ -872,6 +963,10 @@ fn exchange<H: Handler + ?Sized>(
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
         log::error!("handler panicked: {message}");
+        if matches!(sink.state, SinkState::Hijacked) {
+            // Whatever became of the connection is the handler's business.
+            return Err(Fate::Hijacked);
+        }
         if matches!(sink.state, SinkState::Fresh | SinkState::Abandoned)
             && !cont.head_sent.load(Ordering::Relaxed)
         {
@@ -881,6 +976,9 @@ fn exchange<H: Handler + ?Sized>(
         return Err(Fate::HandlerPanic);
     }
     match sink.state {
+        SinkState::Hijacked => return Err(Fate::Hijacked),
+        // A failed write: the connection is dead, nothing to flush or linger for.
+        _ if sink.broken => return Err(Fate::Io),
         SinkState::Done if !sink.close => {}
         SinkState::Done => return Err(Fate::BodyError),
         _ => {
@@ -889,9 +987,6 @@ fn exchange<H: Handler + ?Sized>(
             return Err(Fate::BodyError);
         }
     }
-    if sink.broken {
-        return Err(Fate::Io);
-    }
     let keep_alive = sink.keep_alive;
     if sink.buf.len() >= WRITE_BUFFER {
         if let Err(e) = flush(io, sink.buf) {
@@ -899,6 +994,7 @@ fn exchange<H: Handler + ?Sized>(
             return Err(Fate::Io);
         }
     }
+    let side = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     if !keep_alive {
         return Err(Fate::NotKeepAlive);
     }
@@ -913,6 +1009,15 @@ fn exchange<H: Handler + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// `Connection: upgrade` with an `Upgrade` field: the client offers to switch protocols.
+fn is_upgrade_request(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| comma_tokens(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"upgrade")))
 }
 
 fn flush(io: &dyn Transport, out: &mut Vec<u8>) -> io::Result<()> {
@@ -934,6 +1039,15 @@ pub(crate) fn finish(
     scratch: &mut Scratch,
     fate: Fate,
 ) -> bool {
+    if fate == Fate::Hijacked {
+        // A handler owns a duplicate of the socket: no flush (the head went out with the
+        // upgrade), and no shutdown, which would end the duplicate's connection too.
+        scratch.write.clear();
+        conn.side.rbuf.start = 0;
+        conn.side.rbuf.end = 0;
+        conn.side.body = BodyState::Done;
+        return false;
+    }
     if fate != Fate::Io {
         let _ = flush(io, &mut scratch.write);
     }

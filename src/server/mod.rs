@@ -29,6 +29,7 @@ pub(crate) mod h1conn;
 mod handler;
 mod request;
 mod response;
+mod upgrade;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::unix::net::UnixListener;
@@ -42,6 +43,7 @@ pub use config::Overload;
 pub use handler::Handler;
 pub use request::Request;
 pub use response::{Fresh, Response, Streaming, WriteStatus};
+pub use upgrade::{Upgraded, UpgradedStream};
 
 use crate::runtime::engine::{self, ConnHook, Running};
 use crate::runtime::listener::Listener;

@@ -7,6 +7,8 @@ use std::marker::PhantomData;
 use http::header::HeaderMap;
 use http::{StatusCode, Version};
 
+use super::upgrade::{unsupported, Upgraded};
+
 /// Where a response goes: an HTTP/1 connection, an HTTP/2 stream, or a test recorder.
 /// The sink chooses the framing; [`Response`] only enforces the order head → body.
 pub(crate) trait Sink: Send {
@@ -31,6 +33,14 @@ pub(crate) trait Sink: Send {
     fn abandon(&mut self);
     /// Sets trailer fields to send after a streamed body, where the protocol can.
     fn set_trailers(&mut self, trailers: HeaderMap);
+    /// Sends the head with `status` (101, or 2xx to a CONNECT), flushes it and hands the
+    /// connection over. On an error before the head went out, the sink stays fresh.
+    fn upgrade(&mut self, status: StatusCode) -> io::Result<Upgraded> {
+        let _ = status;
+        Err(unsupported(
+            "this response cannot take over its connection (HTTP/2 and test sinks cannot)",
+        ))
+    }
 }
 
 // Any public response sink (a middleware's wrapper, the test recorder) is a sink.
@@ -64,6 +74,9 @@ impl<T: crate::handlers::ResponseSink> Sink for T {
     }
     fn set_trailers(&mut self, trailers: HeaderMap) {
         crate::handlers::ResponseSink::set_trailers(self, trailers)
+    }
+    fn upgrade(&mut self, status: StatusCode) -> io::Result<Upgraded> {
+        crate::handlers::ResponseSink::upgrade(self, status)
     }
 }
 
@@ -222,6 +235,69 @@ impl<'a> Response<'a, Fresh> {
             sink: Some(sink),
             _status: PhantomData,
         })
+    }
+
+    /// Sends the head as set (the status must be `101 Switching Protocols`, or a 2xx
+    /// answering a `CONNECT`), flushes it, and takes the connection off the server: the
+    /// blocking counterpart of Go's `http.Hijacker`.
+    ///
+    /// The returned [`Upgraded`] is an owned, blocking `Read + Write` stream with no
+    /// timeouts; its reads first yield whatever the server had already read past the
+    /// request head. From here on the server forgets the connection: it no longer counts
+    /// it in [`open_connections`](crate::server::Listening::open_connections) once the
+    /// handler returns, never times it out, reuses, drains or closes it, and a graceful
+    /// shutdown leaves it alone. Hand it to a thread of your own and return, so the
+    /// server thread is free again (while the handler still runs, the exchange is in
+    /// flight as far as the server knows, and a shutdown that reaches its deadline cuts
+    /// it).
+    ///
+    /// No framing fields are sent: `Content-Length` and `Transfer-Encoding` are removed.
+    /// Set `Upgrade` and `Connection: upgrade` yourself for a 101.
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput`: the status is neither 101 nor 2xx, a 101 answers a request
+    ///   without an `Upgrade` field or an HTTP/1.0 one, or a 2xx answers anything but
+    ///   `CONNECT`;
+    /// - `Unsupported`: the response cannot take its connection over: a
+    ///   [test recorder](crate::handlers::testing::Recorder), a custom sink that does not
+    ///   forward [`ResponseSink::upgrade`](crate::handlers::ResponseSink::upgrade), a TLS
+    ///   connection (for now) and, once the server speaks it, HTTP/2 (which has no
+    ///   connection-wide upgrade; RFC 8441's extended CONNECT would be separate);
+    /// - the I/O error of sending the head.
+    ///
+    /// When nothing could be sent, the server answers `500` and closes the connection.
+    ///
+    /// ```
+    /// use spindle::handlers::testing::TestRequest;
+    /// use spindle::http::StatusCode;
+    /// use spindle::server::{Request, Response};
+    ///
+    /// let rec = TestRequest::get("/chat")
+    ///     .header("connection", "upgrade")
+    ///     .header("upgrade", "chat")
+    ///     .run(&|_req: Request, res: Response| {
+    ///         let err = res.with_status(StatusCode::SWITCHING_PROTOCOLS).upgrade().unwrap_err();
+    ///         assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    ///     });
+    /// assert_eq!(rec.status(), 500);
+    /// ```
+    pub fn upgrade(mut self) -> io::Result<Upgraded> {
+        let status = self.status;
+        let sink = self.sink.take().ok_or_else(finished)?;
+        let result = if status == StatusCode::SWITCHING_PROTOCOLS || status.is_success() {
+            sink.upgrade(status)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("upgrade needs status 101 (or 2xx for CONNECT), not {status}"),
+            ))
+        };
+        if result.is_err() {
+            // Errs with "head already sent" when it went out; nothing to do then.
+            let _ = sink.send_whole(StatusCode::INTERNAL_SERVER_ERROR, b"");
+        }
+        result
     }
 }
 
