@@ -58,7 +58,7 @@ fn main() {
         "# keep-alive: {} with 16 connections; handshakes: Rust native-tls client, 8 threads, one request per connection",
         if wrk { "wrk" } else { "Rust client" }
     );
-    let mut results: Vec<(String, String, Vec<(f64, f64)>)> = Vec::new();
+    let mut results: Vec<Row> = Vec::new();
     for mode in MODES {
         for server in SERVERS {
             results.push((mode.into(), server.into(), Vec::new()));
@@ -101,6 +101,9 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(cert.parent().unwrap());
 }
+
+/// Scenario, server, and (requests/s, CPU µs per request) of each run.
+type Row = (String, String, Vec<(f64, f64)>);
 
 /// Runs one server under one load; returns (requests/s, server CPU µs per request).
 fn measure(server: &str, mode: &str, secs: u64, wrk: bool, cert: &Path, key: &Path) -> (f64, f64) {
