@@ -24,11 +24,12 @@ use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
 use super::listener::Listener;
 use super::socket::{Socket, Stream};
-use super::sys::{self, Epoll};
+use super::sys::{self, Epoll, Readiness};
 use super::transport::Transport;
 use crate::server::config::{Config, Overload};
 use crate::server::h1conn::{self, H1Conn, Next, Scratch};
 use crate::server::{ConnEvent, ConnState, Handler};
+use crate::tls::{HandshakeStatus, Interest, ALPN_H2};
 
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
 /// Timer granularity: deadlines are checked in steps of this size.
@@ -525,6 +526,12 @@ impl<H: Handler> Engine<H> {
         if conn.lingering.is_some() {
             return self.linger(lp, conn);
         }
+        if conn.socket.is_handshaking() {
+            match self.handshake(lp, conn) {
+                Some(ready) => conn = ready,
+                None => return,
+            }
+        }
         conn.h1.readable();
         loop {
             core.emit(&conn, ConnState::Active);
@@ -545,6 +552,12 @@ impl<H: Handler> Engine<H> {
                     if core.stopping.load(Ordering::Acquire) && conn.h1.is_idle() {
                         self.close(lp, conn, h1conn::Fate::Shutdown, scratch);
                         return;
+                    }
+                    if conn.socket.must_not_park() {
+                        // TLS: decrypted bytes wait inside the session (or an end of
+                        // stream does); the socket will never signal them.
+                        conn.h1.readable();
+                        continue;
                     }
                     let mut st = lock(&lp.state);
                     if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
@@ -576,6 +589,81 @@ impl<H: Handler> Engine<H> {
                 }
             }
         }
+    }
+
+    /// Drives a connection's TLS handshake as far as it goes without blocking. Returns
+    /// the connection once the handshake is complete; `None` when it was parked (waiting
+    /// for the client's next flight, until the handshake deadline) or closed.
+    fn handshake(&self, lp: &EventLoop, mut conn: Box<Conn>) -> Option<Box<Conn>> {
+        let core = &self.core;
+        loop {
+            let now = Instant::now();
+            if core.stopping.load(Ordering::Acquire) {
+                self.end_handshake(lp, conn, "the server is shutting down");
+                return None;
+            }
+            match conn.socket.tls_handshake() {
+                Ok(HandshakeStatus::Complete) => {
+                    if conn.socket.negotiated_alpn().as_deref() == Some(ALPN_H2) {
+                        // Only an acceptor configured to offer h2 gets here.
+                        self.end_handshake(lp, conn, "ALPN selected h2, not served yet");
+                        return None;
+                    }
+                    return Some(conn);
+                }
+                Ok(HandshakeStatus::Pending(_)) if now >= conn.deadline => {
+                    self.end_handshake(lp, conn, "timed out");
+                    return None;
+                }
+                Ok(HandshakeStatus::Pending(Interest::Write)) => {
+                    // Rare: our flight did not fit the socket buffer. Wait for room here;
+                    // the loop passes to a spare thread first.
+                    let left = conn.deadline - now;
+                    if let Err(e) = conn.socket.wait_for(Readiness::Write, Some(left)) {
+                        self.end_handshake(lp, conn, &e.to_string());
+                        return None;
+                    }
+                }
+                Ok(HandshakeStatus::Pending(Interest::Read)) => {
+                    // The socket said "would block": a new readiness edge will come.
+                    let mut st = lock(&lp.state);
+                    if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
+                        if *cut {
+                            drop(st);
+                            self.end_handshake(lp, conn, "cut at shutdown");
+                            return None;
+                        }
+                        if *pending {
+                            *pending = false;
+                            continue;
+                        }
+                    }
+                    let tick = core.tick_of(conn.deadline);
+                    st.schedule(&mut conn, tick);
+                    let buf = conn.h1.take_buffer_if_idle();
+                    st.recycle(buf);
+                    let slot = conn.slot;
+                    st.slots[slot] = Slot::Parked(conn);
+                    return None;
+                }
+                Err(e) => {
+                    self.end_handshake(lp, conn, &e.to_string());
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Closes a connection whose TLS handshake did not complete (or selected a protocol
+    /// we do not serve).
+    fn end_handshake(&self, lp: &EventLoop, conn: Box<Conn>, why: &str) {
+        log::debug!(
+            "TLS handshake with {:?} (connection {}) failed: {why}",
+            conn.peer,
+            conn.id
+        );
+        let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+        self.release(lp, conn);
     }
 
     fn close(
@@ -702,8 +790,14 @@ impl<H: Handler> Engine<H> {
                 log::debug!("configuring an accepted socket failed: {e}");
                 continue;
             }
-            let socket = Socket::new(stream);
+            let mut socket = Socket::new(stream);
             let _ = socket.set_write_timeout(core.config.write_timeout);
+            if let Some(acceptor) = &core.config.tls {
+                if let Err(e) = socket.start_tls(acceptor) {
+                    log::debug!("starting TLS for {peer:?} failed: {e}");
+                    continue;
+                }
+            }
             let fd = socket.raw_fd();
             let id = core.next_conn_id.fetch_add(1, Ordering::Relaxed);
             let (slot, buf) = {
@@ -721,7 +815,8 @@ impl<H: Handler> Engine<H> {
                 peer,
                 id,
                 slot,
-                deadline: Instant::now(),
+                // For TLS, the handshake's deadline until it completes.
+                deadline: Instant::now() + core.config.tls_handshake_timeout,
                 timer_tick: None,
                 lingering: None,
             });
@@ -798,6 +893,10 @@ impl<H: Handler> Engine<H> {
             if conn.lingering.is_some() {
                 let _ = conn.socket.shutdown(std::net::Shutdown::Both);
                 self.release(lp, conn);
+                continue;
+            }
+            if conn.socket.is_handshaking() {
+                self.end_handshake(lp, conn, "timed out");
                 continue;
             }
             let fate = h1conn::on_timeout(&mut conn.h1, scratch);

@@ -176,3 +176,28 @@ pub(crate) fn shutdown_fd(fd: RawFd) {
     // engine only calls it on descriptors of connections it still owns.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
+
+/// One `recv(2)` on `fd` (no flags): what a TLS session reads through, on a descriptor
+/// owned by the [`Socket`](super::socket::Socket) the session lives in.
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid and writable for `buf.len()` bytes; the kernel writes at
+    // most that many. A stale descriptor only makes the call fail.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// One `send(2)` on `fd` with `MSG_NOSIGNAL` (a closed peer is an error, not SIGPIPE).
+pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes for the duration of the
+    // call. A stale descriptor only makes the call fail.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

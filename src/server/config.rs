@@ -14,6 +14,10 @@ pub(crate) struct Config {
     pub drain_limit: u64,
     pub max_connections: usize,
     pub overload: Overload,
+    /// HTTPS: the TLS configuration every accepted connection is wrapped in.
+    pub tls: Option<crate::tls::Acceptor>,
+    /// How long a TLS handshake may take, from accept to its last message.
+    pub tls_handshake_timeout: Duration,
 }
 
 /// What the server does with new connections when every thread is busy in a handler.
@@ -39,6 +43,8 @@ impl Default for Config {
             drain_limit: 256 * 1024,
             max_connections: 100_000,
             overload: Overload::Backpressure,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

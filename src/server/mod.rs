@@ -121,6 +121,62 @@ impl Server {
         Ok(Server::with_listener(listener))
     }
 
+    /// Binds a TCP listener to `addr` and serves HTTPS on it: every connection starts
+    /// with a TLS handshake through `tls` (a [`tls::Acceptor`](crate::tls::Acceptor), or
+    /// anything that converts into one, such as a `native_tls::TlsAcceptor`).
+    ///
+    /// Handshakes are driven by the event loops without blocking: a client that sends
+    /// nothing, or garbage, holds no thread and is cut by the
+    /// [handshake timeout](Server::tls_handshake_timeout); failed handshakes are logged
+    /// at debug level with the peer address. After the handshake, connections are
+    /// served as HTTP/1.1 exactly like plain ones (idle keep-alive connections hold no
+    /// thread). HTTP/2 is not served yet: the acceptors spindle builds
+    /// ([`Acceptor::from_pem`](crate::tls::Acceptor::from_pem)) offer no ALPN protocol,
+    /// so clients speak HTTP/1.1; a connection whose acceptor selects `h2` is closed
+    /// right after the handshake.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "tls")]
+    /// # fn main() -> spindle::Result<()> {
+    /// use spindle::server::{Request, Response, Server};
+    /// use spindle::tls::Acceptor;
+    ///
+    /// let tls = Acceptor::from_pem_files("cert.pem", "key.pem")?;
+    /// let listening = Server::https("127.0.0.1:8443", tls)?
+    ///     .handle(|_req: Request, res: Response| {
+    ///         res.send(b"Hello, World!").ok();
+    ///     })?;
+    /// listening.join();
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "tls"))] fn main() {}
+    /// ```
+    pub fn https(addr: impl ToSocketAddrs, tls: impl Into<crate::tls::Acceptor>) -> Result<Server> {
+        Ok(Server::http(addr)?.tls(tls))
+    }
+
+    /// Serves HTTPS on a TCP listener the caller bound; see [`Server::https`].
+    pub fn from_listener_tls(
+        listener: TcpListener,
+        tls: impl Into<crate::tls::Acceptor>,
+    ) -> Server {
+        Server::from_listener(listener).tls(tls)
+    }
+
+    /// Speaks TLS on every accepted connection (HTTPS; also over a Unix socket); see
+    /// [`Server::https`].
+    pub fn tls(mut self, acceptor: impl Into<crate::tls::Acceptor>) -> Self {
+        self.config.tls = Some(acceptor.into());
+        self
+    }
+
+    /// How long a TLS handshake may take, from accepting the connection to the
+    /// handshake's last message (default 10 seconds). A client that is slower, silent,
+    /// or not speaking TLS is disconnected; it never holds a thread meanwhile.
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.tls_handshake_timeout = timeout;
+        self
+    }
+
     /// Serves on a TCP listener the caller bound (socket activation, a port chosen
     /// elsewhere, a descriptor inherited from a supervisor via `FromRawFd`).
     pub fn from_listener(listener: TcpListener) -> Server {

@@ -83,6 +83,13 @@ impl SharedServerStream {
         }
     }
 
+    /// Advances the handshake as far as the stream allows without blocking, as
+    /// [`ServerStream::handshake`] does: an event loop calls it on readiness and parks
+    /// the connection on `Pending(interest)`.
+    pub fn try_handshake(&self) -> Result<HandshakeStatus> {
+        lock(&self.tls).handshake()
+    }
+
     /// One non-blocking attempt under the session lock; `Err(interest)` to wait for.
     fn attempt<T>(
         &self,
