@@ -346,8 +346,8 @@ fn best(ms: &[Measure], f: impl Fn(&Measure) -> f64) -> f64 {
     ms.iter()
         .map(f)
         .filter(|v| *v > 0.0)
-        .fold(f64::INFINITY, f64::min)
-        .min(f64::MAX)
+        .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.min(v))))
+        .unwrap_or(0.0)
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
