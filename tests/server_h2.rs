@@ -208,3 +208,66 @@ fn blocked_handlers_never_stop_the_connection() {
     let report = server.shutdown(Instant::now() + Duration::from_secs(5));
     assert_eq!(report.cut, 0);
 }
+
+#[test]
+fn panicking_handler_costs_one_response() {
+    if !tool_available("curl") {
+        return;
+    }
+    let server = serve(|req: Request, res: Response| {
+        if req.path() == "/panic" {
+            panic!("on purpose");
+        }
+        res.send(b"fine\n").ok();
+    });
+    let base = format!("http://{}", server.local_addr());
+    // One URL per curl: curl 7.88 fails reusing an h2c connection for a second URL
+    // (against any server, Python's h2 too).
+    for (path, want) in [("/panic", "500"), ("/after", "200")] {
+        let out = curl(&[
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}{path}"),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out), want);
+    }
+    if tool_available("nghttp") {
+        // Both on one connection: the panic costs its own stream only.
+        let out = Command::new("nghttp")
+            .args([
+                "-nv",
+                "-t",
+                "20",
+                &format!("{base}/panic"),
+                &format!("{base}/after"),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(":status: 500") && text.contains(":status: 200"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn graceful_shutdown_lets_open_streams_finish() {
+    if !tool_available("curl") {
+        return;
+    }
+    let server = serve(|_req: Request, res: Response| {
+        std::thread::sleep(Duration::from_millis(600));
+        res.send(b"finished\n").ok();
+    });
+    let url = format!("http://{}/slow", server.local_addr());
+    let h = std::thread::spawn(move || curl(&["--http2-prior-knowledge", &url]));
+    std::thread::sleep(Duration::from_millis(250));
+    let report = server.shutdown(Instant::now() + Duration::from_secs(5));
+    assert_eq!(String::from_utf8_lossy(&h.join().unwrap()), "finished\n");
+    assert_eq!(report.cut, 0, "{report:?}");
+    assert_eq!(report.finished, 1, "{report:?}");
+}
