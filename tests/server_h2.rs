@@ -95,12 +95,16 @@ fn nghttp_concurrent_streams_on_one_connection() {
     if !tool_available("nghttp") {
         return;
     }
-    let server = serve(|req: Request, res: Response| {
-        // Concurrency, not sequence: each stream takes a while.
-        std::thread::sleep(Duration::from_millis(200));
-        res.send(format!("stream for {}\n", req.path()).as_bytes())
-            .ok();
-    });
+    // One loop, four threads: three may run stream handlers at once.
+    let server = serve_with(
+        Server::http("127.0.0.1:0").unwrap().event_loops(1),
+        |req: Request, res: Response| {
+            // Concurrency, not sequence: each stream takes a while.
+            std::thread::sleep(Duration::from_millis(200));
+            res.send(format!("stream for {}\n", req.path()).as_bytes())
+                .ok();
+        },
+    );
     let url = format!("http://{}/many", server.local_addr());
     let started = Instant::now();
     let out = Command::new("nghttp")
@@ -270,4 +274,33 @@ fn graceful_shutdown_lets_open_streams_finish() {
     assert_eq!(String::from_utf8_lossy(&h.join().unwrap()), "finished\n");
     assert_eq!(report.cut, 0, "{report:?}");
     assert_eq!(report.finished, 1, "{report:?}");
+}
+
+#[test]
+fn download_through_a_small_client_window() {
+    if !tool_available("nghttp") {
+        return;
+    }
+    let data: Arc<Vec<u8>> = Arc::new((0..3_000_000u32).map(|i| (i % 251) as u8).collect());
+    let body = data.clone();
+    let server = serve(move |_req: Request, res: Response| {
+        let mut res = res.start().unwrap();
+        for part in body.chunks(50_000) {
+            res.write_all(part).unwrap();
+        }
+    });
+    // 64 KiB windows (2^16 - 1) for the stream and the connection: the handler's
+    // writes block on window again and again.
+    let out = Command::new("nghttp")
+        .args(["-w", "16", "-W", "16", "-t", "30"])
+        .arg(format!("http://{}/big", server.local_addr()))
+        .output()
+        .expect("running nghttp");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), data.len());
+    assert_eq!(checksum(&out.stdout), checksum(&data));
 }

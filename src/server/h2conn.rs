@@ -52,6 +52,8 @@ pub(crate) struct H2Driver {
     peer: Option<SocketAddr>,
     read_closed: bool,
     going_away: bool,
+    /// Since when output has waited for a socket with no room (for the write timeout).
+    write_stalled: Option<Instant>,
     /// When the connection last had no stream (for the idle timeout).
     idle_since: Option<Instant>,
     idle_timeout: Option<Duration>,
@@ -112,6 +114,7 @@ impl H2Driver {
             peer,
             read_closed: false,
             going_away: false,
+            write_stalled: None,
             idle_since: Some(now),
             idle_timeout: config.idle_timeout,
             config: config.clone(),
@@ -222,6 +225,7 @@ pub(crate) fn drive<H: Handler>(
             Ok(wrote) => {
                 if wrote {
                     progress = true;
+                    d.write_stalled = None;
                     // Draining may have opened room for blocked senders.
                     let (_, woke) = dispatch(d, &mut st, handler, core);
                     if woke {
@@ -271,9 +275,16 @@ pub(crate) fn drive<H: Handler>(
     if st.conn.wants_write() {
         // The socket is full: a writability edge brings us back; bounded by the write
         // timeout in case the peer stops reading.
+        let since = *d.write_stalled.get_or_insert(now);
         if let Some(t) = d.config.write_timeout {
-            deadline = deadline.min(now + t);
+            if now >= since + t {
+                log::debug!("HTTP/2 peer {:?} stopped reading; closing", d.peer);
+                return close(&shared, st);
+            }
+            deadline = deadline.min(since + t);
         }
+    } else {
+        d.write_stalled = None;
     }
     H2Next::Park(deadline)
 }
@@ -670,14 +681,10 @@ impl H2Sink<'_> {
                     return Ok(n);
                 }
                 Ok(_) => {
-                    // Blocked on window or output room: the loop must write what is
-                    // queued; a Capacity event wakes us.
-                    let flush = st.conn.wants_write();
-                    if flush {
-                        drop(st);
+                    // Blocked on window or output room: the loop writes what is queued
+                    // (it takes no lock of ours first), and a Capacity event wakes us.
+                    if st.conn.wants_write() {
                         self.shared.waker.wake();
-                        st = lock(&self.shared.state);
-                        continue;
                     }
                     st = wait(self.shared, st, deadline, "response write timed out")
                         .inspect_err(|_| self.state = SinkState::Failed)?;
