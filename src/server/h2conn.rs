@@ -286,6 +286,10 @@ pub(crate) fn drive<H: Handler>(
     } else {
         d.write_stalled = None;
     }
+    if idle && d.input.is_empty() {
+        // A parked idle connection keeps no read buffer.
+        d.input = Vec::new();
+    }
     H2Next::Park(deadline)
 }
 
