@@ -346,7 +346,9 @@ fn best(ms: &[Measure], f: impl Fn(&Measure) -> f64) -> f64 {
     ms.iter()
         .map(f)
         .filter(|v| *v > 0.0)
-        .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.min(v))))
+        .fold(None, |acc: Option<f64>, v| {
+            Some(acc.map_or(v, |a| a.min(v)))
+        })
         .unwrap_or(0.0)
 }
 

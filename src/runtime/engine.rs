@@ -28,6 +28,7 @@ use super::sys::{self, Epoll, Readiness};
 use super::transport::Transport;
 use crate::server::config::{Config, Overload};
 use crate::server::h1conn::{self, H1Conn, Next, Scratch};
+use crate::server::h2conn::{self, H2Driver, H2Next};
 use crate::server::{ConnEvent, ConnState, Handler};
 use crate::tls::{HandshakeStatus, Interest, ALPN_H2};
 
@@ -64,6 +65,13 @@ pub(crate) struct EngineCore {
     terminate: AtomicBool,
     assign_tx: Sender<Assignment>,
     assign_rx: Receiver<Assignment>,
+    /// HTTP/2 stream handlers waiting for a thread (see [`EngineCore::submit_job`]).
+    job_tx: Sender<Job>,
+    job_rx: Receiver<Job>,
+    /// Jobs submitted and not yet taken by a thread.
+    queued_jobs: AtomicUsize,
+    /// Threads running a job, or reserved to take one.
+    job_threads: AtomicUsize,
     idle_threads: AtomicUsize,
     live_threads: AtomicUsize,
     max_threads: usize,
@@ -126,12 +134,39 @@ pub(crate) struct Conn {
     /// Closing: we stopped writing and discard what the peer still sends (the count so
     /// far) until it closes or the linger deadline passes.
     lingering: Option<usize>,
+    /// The connection speaks HTTP/2 (its first bytes were the client preface).
+    h2: Option<Box<H2Driver>>,
 }
 
 /// How long a closing connection may keep sending before it is cut.
 const LINGER: Duration = Duration::from_millis(500);
 /// How much a closing connection may send before it is cut.
 const LINGER_BYTES: usize = 256 * 1024;
+
+/// A piece of work for any engine thread: an HTTP/2 stream's handler.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
+/// Jobs that may wait for a thread before new ones are refused (REFUSED_STREAM).
+const MAX_QUEUED_JOBS: usize = 4096;
+
+/// Tells a loop that one of its connections has work (HTTP/2 output to write, a stream
+/// that ended): the connection is served again as if it had become readable.
+#[derive(Clone)]
+pub(crate) struct ConnWaker {
+    core: Weak<EngineCore>,
+    index: usize,
+    slot: usize,
+}
+
+impl ConnWaker {
+    pub fn wake(&self) {
+        if let Some(core) = self.core.upgrade() {
+            let lp = &core.loops[self.index];
+            lock(&lp.state).ready.push_back(self.slot as u64);
+            lp.epoll.wake();
+        }
+    }
+}
 
 enum Work {
     Conn(Box<Conn>),
@@ -219,12 +254,12 @@ impl EngineCore {
     }
 
     fn emit(&self, conn: &Conn, state: ConnState) {
+        self.emit_id(conn.id, conn.peer, state);
+    }
+
+    fn emit_id(&self, id: u64, peer: Option<SocketAddr>, state: ConnState) {
         if let Some(hook) = &self.hook {
-            hook(&ConnEvent {
-                id: conn.id,
-                peer: conn.peer,
-                state,
-            });
+            hook(&ConnEvent { id, peer, state });
         }
     }
 
@@ -237,6 +272,63 @@ impl EngineCore {
     /// The last tick that has fully begun at `now`: entries up to it are due.
     fn current_tick(&self, now: Instant) -> u64 {
         (now.saturating_duration_since(self.epoch).as_nanos() / TICK.as_nanos()) as u64
+    }
+
+    /// Threads that may run jobs at once: the rest stay free to run the event loops, so
+    /// a loop never waits for a thread held by a handler that waits for that loop.
+    fn job_thread_limit(&self) -> usize {
+        self.max_threads.saturating_sub(self.loops.len()).max(1)
+    }
+
+    /// Queues `job` for a thread (started if needed, within the bound). Never blocks;
+    /// gives the job back when too many are waiting already.
+    pub fn submit_job(&self, job: Job) -> Result<(), Job> {
+        if self.terminate.load(Ordering::Acquire)
+            || self.queued_jobs.load(Ordering::Acquire) >= MAX_QUEUED_JOBS
+        {
+            return Err(job);
+        }
+        let queued = self.queued_jobs.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Err(e) = self.job_tx.send(job) {
+            self.queued_jobs.fetch_sub(1, Ordering::AcqRel);
+            return Err(e.into_inner());
+        }
+        if queued > self.idle_threads.load(Ordering::Acquire)
+            && self.job_threads.load(Ordering::Acquire) < self.job_thread_limit()
+        {
+            self.spawn_thread();
+        }
+        Ok(())
+    }
+
+    /// Reserves the right to run a job on this thread, within the limit.
+    fn reserve_job_thread(&self) -> bool {
+        let limit = self.job_thread_limit();
+        let mut n = self.job_threads.load(Ordering::Acquire);
+        while n < limit {
+            match self
+                .job_threads
+                .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+        false
+    }
+
+    /// A waker for the connection in `slot` of the loop `lp`.
+    fn waker(self: &Arc<Self>, lp: &EventLoop, slot: usize) -> ConnWaker {
+        let index = self
+            .loops
+            .iter()
+            .position(|l| std::ptr::eq(l, lp))
+            .unwrap_or(0);
+        ConnWaker {
+            core: Arc::downgrade(self),
+            index,
+            slot,
+        }
     }
 
     /// Connections currently open.
@@ -332,7 +424,7 @@ impl LoopState {
 /// The engine for one handler type: the core plus the handler.
 pub(crate) struct Engine<H> {
     pub core: Arc<EngineCore>,
-    handler: H,
+    handler: Arc<H>,
 }
 
 /// A running engine, as seen by [`crate::server::Listening`].
@@ -385,6 +477,7 @@ pub(crate) fn start<H: Handler>(
         });
     }
     let (assign_tx, assign_rx) = unbounded();
+    let (job_tx, job_rx) = unbounded();
     let core = Arc::new(EngineCore {
         loops: event_loops,
         config: Arc::new(config),
@@ -394,6 +487,10 @@ pub(crate) fn start<H: Handler>(
         terminate: AtomicBool::new(false),
         assign_tx,
         assign_rx,
+        job_tx,
+        job_rx,
+        queued_jobs: AtomicUsize::new(0),
+        job_threads: AtomicUsize::new(0),
         idle_threads: AtomicUsize::new(0),
         live_threads: AtomicUsize::new(0),
         max_threads,
@@ -408,7 +505,7 @@ pub(crate) fn start<H: Handler>(
     });
     let engine = Arc::new(Engine {
         core: core.clone(),
-        handler,
+        handler: Arc::new(handler),
     });
     let weak: Weak<Engine<H>> = Arc::downgrade(&engine);
     let spawner = move || -> io::Result<JoinHandle<()>> {
@@ -447,11 +544,20 @@ fn thread_main<H: Handler>(engine: Arc<Engine<H>>) {
     let mut scratch = Scratch::default();
     loop {
         core.idle_threads.fetch_add(1, Ordering::AcqRel);
-        let got = core.assign_rx.recv_timeout(SPARE_LINGER);
+        let got = next_task(&core);
         core.idle_threads.fetch_sub(1, Ordering::AcqRel);
         if core.terminate.load(Ordering::Acquire) {
             break;
         }
+        let got = match got {
+            Ok(Task::Job(job)) => {
+                job();
+                core.job_threads.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+            Ok(Task::Assign(a)) => Ok(a),
+            Err(e) => Err(e),
+        };
         match got {
             Ok(a) => {
                 let lp = &core.loops[a.index];
@@ -476,6 +582,36 @@ fn thread_main<H: Handler>(engine: Arc<Engine<H>>) {
         }
     }
     core.live_threads.fetch_sub(1, Ordering::AcqRel);
+}
+
+enum Task {
+    Assign(Assignment),
+    Job(Job),
+}
+
+/// The next thing for a free thread: a loop to run first (a loop must never wait behind
+/// jobs), else a job if this thread may take one.
+fn next_task(core: &EngineCore) -> Result<Task, RecvTimeoutError> {
+    if let Ok(a) = core.assign_rx.try_recv() {
+        return Ok(Task::Assign(a));
+    }
+    if !core.reserve_job_thread() {
+        return core.assign_rx.recv_timeout(SPARE_LINGER).map(Task::Assign);
+    }
+    let got = crossbeam_channel::select! {
+        recv(core.assign_rx) -> a => a.map(Task::Assign).map_err(|_| RecvTimeoutError::Disconnected),
+        recv(core.job_rx) -> j => j.map(Task::Job).map_err(|_| RecvTimeoutError::Disconnected),
+        default(SPARE_LINGER) => Err(RecvTimeoutError::Timeout),
+    };
+    match &got {
+        Ok(Task::Job(_)) => {
+            core.queued_jobs.fetch_sub(1, Ordering::AcqRel);
+        }
+        _ => {
+            core.job_threads.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    got
 }
 
 impl<H: Handler> Engine<H> {
@@ -525,6 +661,9 @@ impl<H: Handler> Engine<H> {
         let core = &self.core;
         if conn.lingering.is_some() {
             return self.linger(lp, conn);
+        }
+        if conn.h2.is_some() {
+            return self.serve_h2(lp, conn);
         }
         if conn.socket.is_handshaking() {
             match self.handshake(lp, conn) {
@@ -585,6 +724,70 @@ impl<H: Handler> Engine<H> {
                 }
                 Next::Close(fate) => {
                     self.close(lp, conn, fate, scratch);
+                    return;
+                }
+                Next::Http2 => {
+                    // The client preface: this connection speaks HTTP/2 from now on.
+                    let input = conn.h1.take_unread();
+                    let buf = conn.h1.take_buffer();
+                    lock(&lp.state).recycle(buf);
+                    if let Err(e) = lp
+                        .epoll
+                        .watch_writable(conn.socket.raw_fd(), conn.slot as u64)
+                    {
+                        log::debug!("watching an HTTP/2 connection for writability: {e}");
+                        self.close(lp, conn, h1conn::Fate::Io, scratch);
+                        return;
+                    }
+                    let waker = core.waker(lp, conn.slot);
+                    conn.h2 = Some(Box::new(H2Driver::new(
+                        &core.config,
+                        input,
+                        conn.peer,
+                        waker,
+                    )));
+                    return self.serve_h2(lp, conn);
+                }
+            }
+        }
+    }
+
+    /// Drives an HTTP/2 connection's I/O until it would block, then parks or closes it.
+    /// Its streams' handlers run as jobs on other threads; this never waits for them.
+    fn serve_h2(&self, lp: &EventLoop, mut conn: Box<Conn>) {
+        let core = &self.core;
+        loop {
+            let Some(h2) = conn.h2.as_mut() else {
+                return;
+            };
+            core.emit_id(conn.id, conn.peer, ConnState::Active);
+            match h2conn::drive(h2, &conn.socket, &self.handler, core) {
+                H2Next::Park(deadline) => {
+                    let mut st = lock(&lp.state);
+                    if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
+                        if *cut {
+                            drop(st);
+                            let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+                            self.release(lp, conn);
+                            return;
+                        }
+                        if *pending {
+                            *pending = false;
+                            continue;
+                        }
+                    }
+                    core.emit_id(conn.id, conn.peer, ConnState::Idle);
+                    conn.deadline = deadline;
+                    let tick = core.tick_of(deadline);
+                    st.schedule(&mut conn, tick);
+                    let slot = conn.slot;
+                    st.slots[slot] = Slot::Parked(conn);
+                    return;
+                }
+                H2Next::Close => {
+                    let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+                    lp.epoll.delete(conn.socket.raw_fd());
+                    self.release(lp, conn);
                     return;
                 }
             }
@@ -819,6 +1022,7 @@ impl<H: Handler> Engine<H> {
                 deadline: Instant::now() + core.config.tls_handshake_timeout,
                 timer_tick: None,
                 lingering: None,
+                h2: None,
             });
             core.live_conns.fetch_add(1, Ordering::AcqRel);
             core.emit(&conn, ConnState::New);
@@ -890,6 +1094,11 @@ impl<H: Handler> Engine<H> {
             st.timers.first_key_value().map(|(tick, _)| *tick)
         };
         for mut conn in expired {
+            if conn.h2.is_some() {
+                // The driver looks at its own clock: idle timeout, SETTINGS ACK, GOAWAY.
+                self.serve_h2(lp, conn);
+                continue;
+            }
             if conn.lingering.is_some() {
                 let _ = conn.socket.shutdown(std::net::Shutdown::Both);
                 self.release(lp, conn);
@@ -985,7 +1194,14 @@ impl Running {
                 let mut st = lock(&lp.state);
                 let mut idle = Vec::new();
                 for index in 0..st.slots.len() {
-                    if matches!(&st.slots[index], Slot::Parked(c) if c.h1.is_idle() || c.lingering.is_some())
+                    if let Slot::Parked(c) = &st.slots[index] {
+                        if c.h2.as_ref().is_some_and(|h2| !h2.is_idle()) {
+                            // Streams in flight: GOAWAY, and they finish (see h2conn).
+                            st.ready.push_back(index as u64);
+                            continue;
+                        }
+                    }
+                    if matches!(&st.slots[index], Slot::Parked(c) if c.h2.is_some() || c.h1.is_idle() || c.lingering.is_some())
                     {
                         if let Slot::Parked(conn) =
                             std::mem::replace(&mut st.slots[index], Slot::Free)
@@ -998,7 +1214,9 @@ impl Running {
                 idle
             };
             for mut conn in idle {
-                if conn.lingering.is_none() {
+                if let Some(h2) = conn.h2.as_mut() {
+                    h2.close_idle(&conn.socket);
+                } else if conn.lingering.is_none() {
                     h1conn::finish(
                         &mut conn.h1,
                         &conn.socket,

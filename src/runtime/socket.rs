@@ -235,7 +235,30 @@ impl Socket {
     }
 }
 
+impl Socket {
+    /// One write that never waits: `WouldBlock` when the socket is full. Plain sockets
+    /// only (HTTP/2 is served without TLS for now).
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        if self.tls.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "non-blocking TLS writes are not supported",
+            ));
+        }
+        loop {
+            match self.stream.write_once(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
 impl Transport for Socket {
+    fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(tls) = &self.tls {
             return tls.read(buf, |interest| {

@@ -56,6 +56,18 @@ impl Epoll {
         Ok(())
     }
 
+    /// Adds writability to a registered connection's events (edge-triggered), for
+    /// HTTP/2 connections, whose output the loop writes without blocking.
+    pub fn watch_writable(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: as in `add`.
+        check(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev) })?;
+        Ok(())
+    }
+
     /// Registers a listening socket: level-triggered and, where several loops share the
     /// listener, exclusive, so one new connection wakes one loop.
     pub fn add_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {

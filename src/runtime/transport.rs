@@ -16,6 +16,10 @@ pub(crate) trait Transport: Send + Sync {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Reads what is available now without blocking (`WouldBlock` if nothing is).
     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// True when the transport carries TLS.
+    fn is_tls(&self) -> bool {
+        false
+    }
     /// Writes bytes, blocking up to the write timeout; returns how many were taken.
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
     /// Writes all of `buf`.

@@ -42,6 +42,9 @@ pub(crate) enum Next {
     Park(Instant),
     /// Close it.
     Close(Fate),
+    /// The connection opened with the HTTP/2 client preface: hand it to HTTP/2, with
+    /// the bytes read so far ([`H1Conn::take_unread`]).
+    Http2,
 }
 
 /// The state of one HTTP/1 connection that survives while it is parked.
@@ -121,6 +124,14 @@ impl H1Conn {
         }
     }
 
+    /// Takes the bytes read and not used (the HTTP/2 preface and what followed it).
+    pub fn take_unread(&mut self) -> Vec<u8> {
+        let data = self.side.rbuf.data().to_vec();
+        self.side.rbuf.start = 0;
+        self.side.rbuf.end = 0;
+        data
+    }
+
     /// Takes the read buffer (at close).
     pub fn take_buffer(&mut self) -> Option<Vec<u8>> {
         let rbuf = &mut self.side.rbuf;
@@ -155,6 +166,9 @@ pub(crate) enum Fate {
     /// A handler took the connection over ([`Response::upgrade`]): the server must
     /// forget it without shutting it down, flushing or lingering.
     Hijacked,
+    /// The first bytes were the HTTP/2 client preface (never a close: see
+    /// [`Next::Http2`]).
+    Http2Preface,
 }
 
 /// The read side: the buffer and where the current request body stands.
@@ -813,8 +827,10 @@ pub(crate) fn serve_ready<H: Handler + ?Sized>(
             cfg,
             &mut conn.head_started,
             &mut conn.unread_maybe,
+            conn.served == 0,
         ) {
             Ok(Some(head)) => head,
+            Err(Fate::Http2Preface) => return Next::Http2,
             Ok(None) => {
                 // Would block: answers go out now, then the connection parks.
                 if let Err(e) = flush(io, &mut scratch.write) {
@@ -1119,14 +1135,26 @@ fn read_head(
     cfg: &Config,
     head_started: &mut Option<Instant>,
     unread_maybe: &mut bool,
+    first: bool,
 ) -> Result<Option<RequestHead>, Fate> {
     let mut check_from = 0usize;
     loop {
         if !side.rbuf.is_empty() {
             let data = side.rbuf.data();
+            // A connection's first bytes may be the HTTP/2 preface (prior knowledge);
+            // while they may still be, the head is not parsed.
+            let mut maybe_h2 = false;
+            if first && data[0] == b'P' && !io.is_tls() {
+                match crate::h2::preface::sniff(data) {
+                    crate::h2::preface::Sniff::H2 => return Err(Fate::Http2Preface),
+                    crate::h2::preface::Sniff::NeedMore => maybe_h2 = true,
+                    crate::h2::preface::Sniff::NotH2 => {}
+                }
+            }
             // Parsing again only helps once a new line ending has arrived.
-            let worth_parsing = data[check_from.min(data.len())..].contains(&b'\n')
-                || data.len() >= cfg.limits.max_head_bytes;
+            let worth_parsing = !maybe_h2
+                && (data[check_from.min(data.len())..].contains(&b'\n')
+                    || data.len() >= cfg.limits.max_head_bytes);
             if worth_parsing {
                 match parse_request_head(data, &cfg.limits) {
                     Ok(Some((head, len))) => {

@@ -1,0 +1,777 @@
+//! HTTP/2 with prior knowledge on the HTTP/1.1 port: the connection driver.
+//!
+//! The connection's I/O is driven by its event loop only: on readiness the loop reads
+//! without blocking, feeds [`Connection::recv`], dispatches the events, and writes the
+//! output without blocking (what does not fit waits for a writability edge). The
+//! connection stays parked in its slot between events like an idle HTTP/1 connection.
+//!
+//! Each request runs its handler as an engine job on another thread, so the streams of
+//! one connection run concurrently. The handler's body reads wait on a per-stream buffer
+//! the loop fills from DATA events (bounded by the stream's flow-control window); its
+//! response goes through the state machine under the connection's lock, waiting for
+//! window when it must; then the loop is woken to write. Nothing the loop does ever
+//! waits for a handler (DESIGN.md, threading rule 3).
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+use super::config::Config;
+use super::request::{Body, BodySource, Request};
+use super::response::{Response, Sink};
+use super::Handler;
+use crate::h2::frame::StreamId;
+use crate::h2::proto::{self, Connection, Event};
+use crate::h2::Reason;
+use crate::runtime::engine::{ConnWaker, EngineCore};
+use crate::runtime::socket::Socket;
+use crate::runtime::transport::Transport;
+
+/// Bytes read from the socket per system call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What the engine does with an HTTP/2 connection after [`drive`].
+pub(crate) enum H2Next {
+    /// Nothing to do now: park it until an event, or until the deadline.
+    Park(Instant),
+    /// It is finished: close it.
+    Close,
+}
+
+/// The loop's side of one HTTP/2 connection.
+pub(crate) struct H2Driver {
+    shared: Arc<Shared>,
+    /// Received bytes not yet consumed by the state machine (a partial frame).
+    input: Vec<u8>,
+    peer: Option<SocketAddr>,
+    read_closed: bool,
+    going_away: bool,
+    /// Since when output has waited for a socket with no room (for the write timeout).
+    write_stalled: Option<Instant>,
+    /// When the connection last had no stream (for the idle timeout).
+    idle_since: Option<Instant>,
+    idle_timeout: Option<Duration>,
+    config: Arc<Config>,
+}
+
+/// What the loop and the stream handlers share.
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled on any change a handler may wait for (body bytes, window, reset).
+    changed: Condvar,
+    waker: ConnWaker,
+    /// Streams whose handler has not finished.
+    live_streams: AtomicUsize,
+}
+
+struct State {
+    conn: Connection,
+    streams: HashMap<u32, StreamBuf>,
+    /// The connection is gone: every wait ends with an error.
+    broken: bool,
+}
+
+#[derive(Default)]
+struct StreamBuf {
+    data: VecDeque<u8>,
+    /// The request body has ended (END_STREAM or trailers).
+    end: bool,
+    trailers: Option<HeaderMap>,
+    reset: Option<Reason>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl H2Driver {
+    pub fn new(
+        config: &Arc<Config>,
+        input: Vec<u8>,
+        peer: Option<SocketAddr>,
+        waker: ConnWaker,
+    ) -> H2Driver {
+        let now = Instant::now();
+        let conn = Connection::server(proto::Config::default(), now);
+        H2Driver {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    conn,
+                    streams: HashMap::new(),
+                    broken: false,
+                }),
+                changed: Condvar::new(),
+                waker,
+                live_streams: AtomicUsize::new(0),
+            }),
+            input,
+            peer,
+            read_closed: false,
+            going_away: false,
+            write_stalled: None,
+            idle_since: Some(now),
+            idle_timeout: config.idle_timeout,
+            config: config.clone(),
+        }
+    }
+
+    /// No stream is in flight (no handler running). Takes no lock.
+    pub fn is_idle(&self) -> bool {
+        self.shared.live_streams.load(Ordering::Acquire) == 0
+    }
+
+    /// Closing an idle connection at shutdown: GOAWAY, written if the socket has room.
+    pub fn close_idle(&mut self, socket: &Socket) {
+        let mut st = lock(&self.shared.state);
+        st.conn.goaway(Reason::NoError, b"");
+        let _ = write_out(&mut st.conn, socket);
+        st.broken = true;
+        drop(st);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for H2Driver {
+    fn drop(&mut self) {
+        lock(&self.shared.state).broken = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+/// Writes output until it is all out or the socket is full. `Err` on a socket error.
+fn write_out(conn: &mut Connection, socket: &Socket) -> io::Result<bool> {
+    let mut wrote = false;
+    while conn.wants_write() {
+        match socket.try_write(conn.output()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                conn.advance_output(n);
+                wrote = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(wrote)
+}
+
+/// Serves the connection until reading and writing would both block (or there is
+/// nothing to do), then tells the engine to park or close it.
+pub(crate) fn drive<H: Handler>(
+    d: &mut H2Driver,
+    socket: &Socket,
+    handler: &Arc<H>,
+    core: &Arc<EngineCore>,
+) -> H2Next {
+    let shared = d.shared.clone();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let mut st = lock(&shared.state);
+    let now = Instant::now();
+    if st.conn.tick(now).is_err() {
+        let _ = write_out(&mut st.conn, socket);
+        return close(&shared, st);
+    }
+    if core.stopping.load(Ordering::Acquire) && !d.going_away {
+        d.going_away = true;
+        st.conn.goaway_graceful();
+    }
+    loop {
+        let mut progress = false;
+        // Input: read until the socket would block (edge-triggered), unless the state
+        // machine wants us to drain its output first.
+        while !d.read_closed && st.conn.wants_read() {
+            match socket.try_read(&mut chunk) {
+                Ok(0) => d.read_closed = true,
+                Ok(n) => {
+                    d.input.extend_from_slice(&chunk[..n]);
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::debug!("HTTP/2 read from {:?} failed: {e}", d.peer);
+                    d.read_closed = true;
+                }
+            }
+            let (recv_ok, woke) = feed(d, &mut st, handler, core);
+            if woke {
+                shared.changed.notify_all();
+            }
+            if !recv_ok {
+                let _ = write_out(&mut st.conn, socket);
+                return close(&shared, st);
+            }
+            if d.input.len() > 2 * READ_CHUNK && !st.conn.wants_read() {
+                break;
+            }
+        }
+        if !d.input.is_empty() && st.conn.wants_read() {
+            let (recv_ok, woke) = feed(d, &mut st, handler, core);
+            if woke {
+                shared.changed.notify_all();
+            }
+            if !recv_ok {
+                let _ = write_out(&mut st.conn, socket);
+                return close(&shared, st);
+            }
+        }
+        // Output.
+        match write_out(&mut st.conn, socket) {
+            Ok(wrote) => {
+                if wrote {
+                    progress = true;
+                    d.write_stalled = None;
+                    // Draining may have opened room for blocked senders.
+                    let (_, woke) = dispatch(d, &mut st, handler, core);
+                    if woke {
+                        shared.changed.notify_all();
+                    }
+                }
+            }
+            Err(e) => {
+                log::debug!("HTTP/2 write to {:?} failed: {e}", d.peer);
+                return close(&shared, st);
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    if d.read_closed {
+        log::debug!("HTTP/2 peer {:?} closed the connection", d.peer);
+        return close(&shared, st);
+    }
+    let idle = st.streams.is_empty() && d.is_idle();
+    if st.conn.is_closed() && !st.conn.wants_write() {
+        return close(&shared, st);
+    }
+    if idle && core.stopping.load(Ordering::Acquire) && !st.conn.wants_write() {
+        st.conn.goaway(Reason::NoError, b"");
+        let _ = write_out(&mut st.conn, socket);
+        return close(&shared, st);
+    }
+    let now = Instant::now();
+    let far = now + Duration::from_secs(365 * 24 * 3600);
+    let mut deadline = st.conn.next_timeout().unwrap_or(far);
+    if idle {
+        let since = *d.idle_since.get_or_insert(now);
+        if let Some(t) = d.idle_timeout {
+            if now >= since + t {
+                log::debug!("HTTP/2 connection from {:?} idle; closing", d.peer);
+                st.conn.goaway(Reason::NoError, b"");
+                let _ = write_out(&mut st.conn, socket);
+                return close(&shared, st);
+            }
+            deadline = deadline.min(since + t);
+        }
+    } else {
+        d.idle_since = None;
+    }
+    if st.conn.wants_write() {
+        // The socket is full: a writability edge brings us back; bounded by the write
+        // timeout in case the peer stops reading.
+        let since = *d.write_stalled.get_or_insert(now);
+        if let Some(t) = d.config.write_timeout {
+            if now >= since + t {
+                log::debug!("HTTP/2 peer {:?} stopped reading; closing", d.peer);
+                return close(&shared, st);
+            }
+            deadline = deadline.min(since + t);
+        }
+    } else {
+        d.write_stalled = None;
+    }
+    if idle && d.input.is_empty() {
+        // A parked idle connection keeps no read buffer.
+        d.input = Vec::new();
+    }
+    H2Next::Park(deadline)
+}
+
+fn close(shared: &Shared, mut st: MutexGuard<'_, State>) -> H2Next {
+    st.broken = true;
+    drop(st);
+    shared.changed.notify_all();
+    H2Next::Close
+}
+
+/// Feeds buffered input to the state machine and dispatches the events. Returns
+/// (connection still usable, a handler may need waking).
+fn feed<H: Handler>(
+    d: &mut H2Driver,
+    st: &mut State,
+    handler: &Arc<H>,
+    core: &Arc<EngineCore>,
+) -> (bool, bool) {
+    let mut woke = false;
+    loop {
+        if d.input.is_empty() || !st.conn.wants_read() {
+            break;
+        }
+        let used = match st.conn.recv(&d.input) {
+            Ok(n) => n,
+            Err(e) => {
+                log::debug!("HTTP/2 connection error with {:?}: {e:?}", d.peer);
+                let (_, w) = dispatch(d, st, handler, core);
+                return (false, woke || w);
+            }
+        };
+        d.input.drain(..used);
+        let (_, w) = dispatch(d, st, handler, core);
+        woke |= w;
+        if used == 0 {
+            break;
+        }
+    }
+    (true, woke)
+}
+
+/// Handles the queued events. Returns (ok, a handler may need waking).
+fn dispatch<H: Handler>(
+    d: &mut H2Driver,
+    st: &mut State,
+    handler: &Arc<H>,
+    core: &Arc<EngineCore>,
+) -> (bool, bool) {
+    let mut woke = false;
+    let mut new_streams = Vec::new();
+    let State { conn, streams, .. } = st;
+    while let Some(ev) = conn.poll_event() {
+        match ev {
+            Event::Request {
+                id,
+                head,
+                end_stream,
+            } => {
+                // In the table at once: DATA may follow in this same batch of events.
+                streams.insert(
+                    id.value(),
+                    StreamBuf {
+                        end: end_stream,
+                        ..StreamBuf::default()
+                    },
+                );
+                new_streams.push((id, head, end_stream));
+            }
+            Event::HeadersTooLarge { id, end_stream } => {
+                let res = http::Response::builder()
+                    .status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                    .body(())
+                    .expect("valid response");
+                let _ = conn.send_response(id, &res, true);
+                if !end_stream {
+                    conn.reset(id, Reason::NoError);
+                }
+            }
+            Event::Data {
+                id,
+                data,
+                end_stream,
+            } => match streams.get_mut(&id.value()) {
+                Some(s) => {
+                    s.data.extend(data);
+                    s.end |= end_stream;
+                    woke = true;
+                }
+                None => {
+                    let n = data.len();
+                    conn.release_capacity(id, n);
+                }
+            },
+            Event::Trailers { id, trailers } => {
+                if let Some(s) = streams.get_mut(&id.value()) {
+                    s.trailers = Some(trailers);
+                    s.end = true;
+                    woke = true;
+                }
+            }
+            Event::Reset { id, reason, .. } => {
+                if let Some(s) = streams.get_mut(&id.value()) {
+                    s.reset = Some(reason);
+                    woke = true;
+                }
+            }
+            Event::Capacity { .. } => woke = true,
+            Event::ConnectionError { error } => {
+                log::debug!("HTTP/2 connection error: {error:?}");
+                woke = true;
+            }
+            _ => {}
+        }
+    }
+    for (id, head, end_stream) in new_streams {
+        d.shared.live_streams.fetch_add(1, Ordering::AcqRel);
+        let job_shared = d.shared.clone();
+        let job_handler = handler.clone();
+        let config = d.config.clone();
+        let peer = d.peer;
+        let job = Box::new(move || {
+            run_stream(
+                &*job_handler,
+                &job_shared,
+                &config,
+                id,
+                head,
+                end_stream,
+                peer,
+            );
+            job_shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+            job_shared.waker.wake();
+        });
+        if core.submit_job(job).is_err() {
+            log::debug!(
+                "no thread for stream {} of {:?}: refused",
+                id.value(),
+                d.peer
+            );
+            streams.remove(&id.value());
+            conn.reset(id, Reason::RefusedStream);
+            d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+        } else {
+            core.served_requests.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    (true, woke)
+}
+
+/// Runs the handler for one stream (on a job thread) and settles the stream after it.
+fn run_stream<H: Handler + ?Sized>(
+    handler: &H,
+    shared: &Arc<Shared>,
+    config: &Config,
+    id: StreamId,
+    head: http::Request<()>,
+    end_stream: bool,
+    peer: Option<SocketAddr>,
+) {
+    let (parts, ()) = head.into_parts();
+    let mut body = H2Body {
+        shared,
+        id,
+        read_timeout: config.read_timeout,
+        trailers: None,
+    };
+    let mut sink = H2Sink {
+        shared,
+        id,
+        headers: HeaderMap::new(),
+        trailers: None,
+        state: SinkState::Fresh,
+        is_head: parts.method == Method::HEAD,
+        write_timeout: config.write_timeout,
+    };
+    let outcome = {
+        let mut request = Request::new(
+            parts.method,
+            parts.uri,
+            Version::HTTP_2,
+            parts.headers,
+            peer,
+            if end_stream {
+                Body::Empty
+            } else {
+                Body::Source(&mut body)
+            },
+        );
+        *request.extensions_mut() = parts.extensions;
+        catch_unwind(AssertUnwindSafe(|| {
+            handler.handle(request, Response::new(&mut sink));
+        }))
+    };
+    let mut st = lock(&shared.state);
+    if outcome.is_err() {
+        log::error!("handler panicked (HTTP/2 stream {})", id.value());
+    }
+    match sink.state {
+        SinkState::Done => {}
+        SinkState::Fresh | SinkState::Abandoned if outcome.is_err() => {
+            let res = http::Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(())
+                .expect("valid response");
+            if st.conn.send_response(id, &res, true).is_err() {
+                st.conn.reset(id, Reason::InternalError);
+            }
+        }
+        _ => {
+            if sink.state != SinkState::Failed {
+                log::warn!("handler returned without finishing its response");
+            }
+            st.conn.reset(id, Reason::InternalError);
+        }
+    }
+    if let Some(s) = st.streams.remove(&id.value()) {
+        if !s.data.is_empty() && s.reset.is_none() {
+            st.conn.release_capacity(id, s.data.len());
+        }
+        if !s.end && s.reset.is_none() {
+            // The rest of the request body will not be read (RFC 9113 §8.1).
+            st.conn.reset(id, Reason::NoError);
+        }
+    }
+    drop(st);
+}
+
+/// A request body: what the loop put in the stream's buffer.
+struct H2Body<'a> {
+    shared: &'a Arc<Shared>,
+    id: StreamId,
+    read_timeout: Option<Duration>,
+    trailers: Option<HeaderMap>,
+}
+
+fn wait<'a>(
+    shared: &'a Shared,
+    st: MutexGuard<'a, State>,
+    deadline: Option<Instant>,
+    what: &str,
+) -> io::Result<MutexGuard<'a, State>> {
+    match deadline {
+        None => Ok(shared.changed.wait(st).unwrap_or_else(|p| p.into_inner())),
+        Some(at) => {
+            let now = Instant::now();
+            if now >= at {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, what.to_string()));
+            }
+            let (st, _) = shared
+                .changed
+                .wait_timeout(st, at - now)
+                .unwrap_or_else(|p| p.into_inner());
+            Ok(st)
+        }
+    }
+}
+
+impl BodySource for H2Body<'_> {
+    fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let deadline = self.read_timeout.map(|t| Instant::now() + t);
+        let mut st = lock(&self.shared.state);
+        loop {
+            let st_ref = &mut *st;
+            let Some(s) = st_ref.streams.get_mut(&self.id.value()) else {
+                return Ok(0);
+            };
+            if let Some(reason) = s.reset {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("stream reset: {reason:?}"),
+                ));
+            }
+            if !s.data.is_empty() {
+                let n = s.data.read(buf)?;
+                st_ref.conn.release_capacity(self.id, n);
+                let flush = st_ref.conn.wants_write();
+                drop(st);
+                if flush {
+                    self.shared.waker.wake();
+                }
+                return Ok(n);
+            }
+            if s.end {
+                if self.trailers.is_none() {
+                    self.trailers = s.trailers.take();
+                }
+                return Ok(0);
+            }
+            if st_ref.broken {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "HTTP/2 connection closed",
+                ));
+            }
+            st = wait(self.shared, st, deadline, "request body read timed out")?;
+        }
+    }
+
+    fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SinkState {
+    Fresh,
+    Streaming,
+    Done,
+    Abandoned,
+    /// A send failed (stream reset, connection gone).
+    Failed,
+}
+
+/// A response sent as HEADERS and DATA frames through the state machine.
+struct H2Sink<'a> {
+    shared: &'a Arc<Shared>,
+    id: StreamId,
+    headers: HeaderMap,
+    trailers: Option<HeaderMap>,
+    state: SinkState,
+    is_head: bool,
+    write_timeout: Option<Duration>,
+}
+
+fn send_err(e: proto::SendError) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        format!("HTTP/2 send failed: {e}"),
+    )
+}
+
+impl H2Sink<'_> {
+    fn head(&mut self, status: StatusCode, len: Option<usize>) -> http::Response<()> {
+        let mut headers = std::mem::take(&mut self.headers);
+        // Connection-specific fields have no place in HTTP/2 (RFC 9113 §8.2.2).
+        for name in [
+            header::CONNECTION,
+            header::TRANSFER_ENCODING,
+            header::UPGRADE,
+            HeaderName::from_static("keep-alive"),
+            HeaderName::from_static("proxy-connection"),
+        ] {
+            headers.remove(name);
+        }
+        if let Some(len) = len {
+            if !headers.contains_key(header::CONTENT_LENGTH) {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            }
+        }
+        let mut res = http::Response::new(());
+        *res.status_mut() = status;
+        *res.headers_mut() = headers;
+        res
+    }
+
+    fn send_head(&mut self, res: &http::Response<()>, end: bool) -> io::Result<()> {
+        let mut st = lock(&self.shared.state);
+        let r = st.conn.send_response(self.id, res, end);
+        drop(st);
+        self.shared.waker.wake();
+        r.map_err(|e| {
+            self.state = SinkState::Failed;
+            send_err(e)
+        })
+    }
+
+    /// Sends some of `data` (at least one byte unless it is empty), waiting for window.
+    fn send_some(&mut self, data: &[u8], end: bool) -> io::Result<usize> {
+        let deadline = self.write_timeout.map(|t| Instant::now() + t);
+        let mut st = lock(&self.shared.state);
+        loop {
+            if st.broken {
+                self.state = SinkState::Failed;
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "HTTP/2 connection closed",
+                ));
+            }
+            if let Some(reason) = st.streams.get(&self.id.value()).and_then(|s| s.reset) {
+                self.state = SinkState::Failed;
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("stream reset: {reason:?}"),
+                ));
+            }
+            match st.conn.send_data(self.id, data, end) {
+                Ok(n) if n > 0 || data.is_empty() => {
+                    drop(st);
+                    self.shared.waker.wake();
+                    return Ok(n);
+                }
+                Ok(_) => {
+                    // Blocked on window or output room: the loop writes what is queued
+                    // (it takes no lock of ours first), and a Capacity event wakes us.
+                    if st.conn.wants_write() {
+                        self.shared.waker.wake();
+                    }
+                    st = wait(self.shared, st, deadline, "response write timed out")
+                        .inspect_err(|_| self.state = SinkState::Failed)?;
+                }
+                Err(e) => {
+                    self.state = SinkState::Failed;
+                    return Err(send_err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Sink for H2Sink<'_> {
+    fn version(&self) -> Version {
+        Version::HTTP_2
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()> {
+        let res = self.head(status, Some(body.len()));
+        let no_body = body.is_empty() || self.is_head;
+        self.send_head(&res, no_body)?;
+        if !no_body {
+            let mut rest = body;
+            while !rest.is_empty() {
+                let n = self.send_some(rest, true)?;
+                rest = &rest[n..];
+            }
+        }
+        self.state = SinkState::Done;
+        Ok(())
+    }
+
+    fn start(&mut self, status: StatusCode) -> io::Result<()> {
+        let res = self.head(status, None);
+        self.send_head(&res, false)?;
+        self.state = SinkState::Streaming;
+        Ok(())
+    }
+
+    fn write_body(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.is_head || data.is_empty() {
+            return Ok(data.len());
+        }
+        self.send_some(data, false)
+    }
+
+    fn flush_body(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        if let Some(trailers) = self.trailers.take() {
+            let mut st = lock(&self.shared.state);
+            let r = st.conn.send_trailers(self.id, &trailers);
+            drop(st);
+            self.shared.waker.wake();
+            r.map_err(|e| {
+                self.state = SinkState::Failed;
+                send_err(e)
+            })?;
+        } else {
+            self.send_some(&[], true)?;
+        }
+        self.state = SinkState::Done;
+        Ok(())
+    }
+
+    fn abandon(&mut self) {
+        if self.state != SinkState::Done {
+            self.state = SinkState::Abandoned;
+        }
+    }
+
+    fn set_trailers(&mut self, trailers: HeaderMap) {
+        self.trailers = Some(trailers);
+    }
+}
