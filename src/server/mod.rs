@@ -396,7 +396,9 @@ impl Listening {
         self.running.shutdown(deadline)
     }
 
-    /// Requests answered so far.
+    /// Requests answered so far. The count is updated when the event loop is done with a
+    /// connection's ready requests, so it may trail the last answer a client has read by
+    /// a moment.
     pub fn served_requests(&self) -> u64 {
         self.running
             .core
