@@ -168,6 +168,16 @@ impl ConnWaker {
     }
 }
 
+/// What became of [`Engine::try_park`].
+enum Parking {
+    /// In its slot, waiting.
+    Parked,
+    /// Readiness arrived while it was busy: serve it again.
+    Readable(Box<Conn>),
+    /// A shutdown deadline cut it: close it.
+    Cut(Box<Conn>),
+}
+
 enum Work {
     Conn(Box<Conn>),
     Accept,
@@ -698,29 +708,16 @@ impl<H: Handler> Engine<H> {
                         conn.h1.readable();
                         continue;
                     }
-                    let mut st = lock(&lp.state);
-                    if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
-                        if *cut {
-                            drop(st);
-                            self.close(lp, conn, h1conn::Fate::Shutdown, scratch);
-                            return;
+                    match self.try_park(lp, conn, deadline, true) {
+                        Parking::Parked => return,
+                        Parking::Cut(cut) => {
+                            return self.close(lp, cut, h1conn::Fate::Shutdown, scratch)
                         }
-                        if *pending {
-                            // Bytes arrived while we were busy; their edge is spent.
-                            *pending = false;
+                        Parking::Readable(ready) => {
+                            conn = ready;
                             conn.h1.readable();
-                            continue;
                         }
                     }
-                    core.emit(&conn, ConnState::Idle);
-                    conn.deadline = deadline;
-                    let tick = core.tick_of(deadline);
-                    st.schedule(&mut conn, tick);
-                    let buf = conn.h1.take_buffer_if_idle();
-                    st.recycle(buf);
-                    let slot = conn.slot;
-                    st.slots[slot] = Slot::Parked(conn);
-                    return;
                 }
                 Next::Close(fate) => {
                     self.close(lp, conn, fate, scratch);
@@ -762,28 +759,14 @@ impl<H: Handler> Engine<H> {
             };
             core.emit_id(conn.id, conn.peer, ConnState::Active);
             match h2conn::drive(h2, &conn.socket, &self.handler, core) {
-                H2Next::Park(deadline) => {
-                    let mut st = lock(&lp.state);
-                    if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
-                        if *cut {
-                            drop(st);
-                            let _ = conn.socket.shutdown(std::net::Shutdown::Both);
-                            self.release(lp, conn);
-                            return;
-                        }
-                        if *pending {
-                            *pending = false;
-                            continue;
-                        }
+                H2Next::Park(deadline) => match self.try_park(lp, conn, deadline, true) {
+                    Parking::Parked => return,
+                    Parking::Cut(cut) => {
+                        let _ = cut.socket.shutdown(std::net::Shutdown::Both);
+                        return self.release(lp, cut);
                     }
-                    core.emit_id(conn.id, conn.peer, ConnState::Idle);
-                    conn.deadline = deadline;
-                    let tick = core.tick_of(deadline);
-                    st.schedule(&mut conn, tick);
-                    let slot = conn.slot;
-                    st.slots[slot] = Slot::Parked(conn);
-                    return;
-                }
+                    Parking::Readable(ready) => conn = ready,
+                },
                 H2Next::Close => {
                     let _ = conn.socket.shutdown(std::net::Shutdown::Both);
                     lp.epoll.delete(conn.socket.raw_fd());
@@ -829,25 +812,15 @@ impl<H: Handler> Engine<H> {
                 }
                 Ok(HandshakeStatus::Pending(Interest::Read)) => {
                     // The socket said "would block": a new readiness edge will come.
-                    let mut st = lock(&lp.state);
-                    if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
-                        if *cut {
-                            drop(st);
-                            self.end_handshake(lp, conn, "cut at shutdown");
+                    let deadline = conn.deadline;
+                    match self.try_park(lp, conn, deadline, false) {
+                        Parking::Parked => return None,
+                        Parking::Cut(cut) => {
+                            self.end_handshake(lp, cut, "cut at shutdown");
                             return None;
                         }
-                        if *pending {
-                            *pending = false;
-                            continue;
-                        }
+                        Parking::Readable(ready) => conn = ready,
                     }
-                    let tick = core.tick_of(conn.deadline);
-                    st.schedule(&mut conn, tick);
-                    let buf = conn.h1.take_buffer_if_idle();
-                    st.recycle(buf);
-                    let slot = conn.slot;
-                    st.slots[slot] = Slot::Parked(conn);
-                    return None;
                 }
                 Err(e) => {
                     self.end_handshake(lp, conn, &e.to_string());
@@ -897,6 +870,40 @@ impl<H: Handler> Engine<H> {
         self.release(lp, conn);
     }
 
+    /// Parks a busy connection in its slot until it is readable or `deadline` passes,
+    /// unless readiness arrived while it was busy (its edge is spent: serve it again) or
+    /// a shutdown deadline cut it meanwhile. Both checks and the parking happen under
+    /// the loop's lock, so no wakeup is lost. `idle` reports the connection as Idle.
+    fn try_park(
+        &self,
+        lp: &EventLoop,
+        mut conn: Box<Conn>,
+        deadline: Instant,
+        idle: bool,
+    ) -> Parking {
+        let mut st = lock(&lp.state);
+        if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
+            if *cut {
+                return Parking::Cut(conn);
+            }
+            if *pending {
+                *pending = false;
+                return Parking::Readable(conn);
+            }
+        }
+        if idle {
+            self.core.emit_id(conn.id, conn.peer, ConnState::Idle);
+        }
+        conn.deadline = deadline;
+        let tick = self.core.tick_of(deadline);
+        st.schedule(&mut conn, tick);
+        let buf = conn.h1.take_buffer_if_idle();
+        st.recycle(buf);
+        let slot = conn.slot;
+        st.slots[slot] = Slot::Parked(conn);
+        Parking::Parked
+    }
+
     /// Discards what a closing peer still sends, without blocking; parks the connection
     /// until it closes its side or the linger deadline passes.
     fn linger(&self, lp: &EventLoop, mut conn: Box<Conn>) {
@@ -909,23 +916,15 @@ impl<H: Handler> Engine<H> {
                     if Instant::now() >= conn.deadline {
                         break;
                     }
-                    let mut st = lock(&lp.state);
-                    if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
-                        if *cut {
+                    let deadline = conn.deadline;
+                    match self.try_park(lp, conn, deadline, false) {
+                        Parking::Parked => return,
+                        Parking::Cut(cut) => {
+                            conn = cut;
                             break;
                         }
-                        if *pending {
-                            *pending = false;
-                            continue;
-                        }
+                        Parking::Readable(ready) => conn = ready,
                     }
-                    let tick = self.core.tick_of(conn.deadline);
-                    st.schedule(&mut conn, tick);
-                    let buf = conn.h1.take_buffer_if_idle();
-                    st.recycle(buf);
-                    let slot = conn.slot;
-                    st.slots[slot] = Slot::Parked(conn);
-                    return;
                 }
                 _ => break,
             }
