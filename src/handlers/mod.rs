@@ -50,6 +50,7 @@ pub mod router;
 pub mod testing;
 mod util;
 
+pub use crate::server::ResponseSink;
 pub use access_log::{AccessLog, AccessLogLayer, LogFormat};
 pub use body_limit::{BodyLimit, BodyLimitLayer, BodyTooLarge};
 pub use catch_panic::{CatchPanic, CatchPanicLayer};
@@ -223,49 +224,6 @@ impl BodyReader for &[u8] {}
 impl<R: BodyReader + ?Sized> BodyReader for &mut R {
     fn trailers(&self) -> Option<&HeaderMap> {
         (**self).trailers()
-    }
-}
-
-/// Where a [`Response`] made with [`Response::from_sink`] goes: implemented by
-/// middleware that stands between a handler and the real response, and by the test
-/// [`Recorder`](testing::Recorder). The response enforces the order of calls: head
-/// fields, then `send_whole` or `start`, then `write_body`/`flush_body`, then `end`.
-///
-/// [`Forward`] implements it by passing everything on to an outer response; a
-/// middleware wraps a `Forward` and changes only what it needs.
-pub trait ResponseSink: Send {
-    /// The version of the request being answered.
-    fn version(&self) -> Version;
-    /// The response header fields.
-    fn headers(&self) -> &HeaderMap;
-    /// Mutable access to the response header fields (only called before the head goes).
-    fn headers_mut(&mut self) -> &mut HeaderMap;
-    /// Sends the head with `status` and `body` as the whole body.
-    fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()>;
-    /// Sends the head with `status`; the body follows through `write_body`.
-    fn start(&mut self, status: StatusCode) -> io::Result<()>;
-    /// Writes body bytes.
-    fn write_body(&mut self, data: &[u8]) -> io::Result<usize>;
-    /// Pushes buffered body bytes towards the peer.
-    fn flush_body(&mut self) -> io::Result<()>;
-    /// Ends the body.
-    fn end(&mut self) -> io::Result<()>;
-    /// The handler gave up on the response ([`Response::abort`]) or is unwinding from a
-    /// panic: the exchange must not look complete.
-    fn abandon(&mut self);
-    /// Sets trailer fields to send after a streamed body.
-    fn set_trailers(&mut self, trailers: HeaderMap);
-    /// Sends the head with `status` and hands the connection over (see
-    /// [`Response::upgrade`]). On an error before the head went out, the sink must stay
-    /// as it was. The default refuses with [`io::ErrorKind::Unsupported`]; a wrapper
-    /// built on [`Forward`] passes it on to the `Forward` (which implements it) so
-    /// upgrades work through it.
-    fn upgrade(&mut self, status: StatusCode) -> io::Result<Upgraded> {
-        let _ = status;
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "this response sink cannot hand its connection over",
-        ))
     }
 }
 

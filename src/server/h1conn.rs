@@ -13,7 +13,7 @@ use http::{Method, StatusCode, Version};
 
 use super::config::Config;
 use super::request::{Body, BodySource, Request};
-use super::response::{Response, Sink};
+use super::response::{Response, ResponseSink};
 use super::upgrade::Upgraded;
 use super::Handler;
 use crate::h1::date::with_http_date;
@@ -615,7 +615,7 @@ fn response_wants_close(headers: &HeaderMap) -> bool {
         .any(|v| comma_tokens(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close")))
 }
 
-impl Sink for H1Sink<'_, '_> {
+impl ResponseSink for H1Sink<'_, '_> {
     fn version(&self) -> Version {
         self.version
     }

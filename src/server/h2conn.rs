@@ -24,7 +24,7 @@ use http::{Method, StatusCode, Version};
 
 use super::config::Config;
 use super::request::{Body, BodySource, Request};
-use super::response::{Response, Sink};
+use super::response::{Response, ResponseSink};
 use super::Handler;
 use crate::h2::frame::StreamId;
 use crate::h2::proto::{self, Connection, Event};
@@ -702,7 +702,7 @@ impl H2Sink<'_> {
     }
 }
 
-impl Sink for H2Sink<'_> {
+impl ResponseSink for H2Sink<'_> {
     fn version(&self) -> Version {
         Version::HTTP_2
     }

@@ -43,7 +43,7 @@ pub use crate::runtime::listener::{ListenAddr, ListenOptions};
 pub use config::Overload;
 pub use handler::Handler;
 pub use request::Request;
-pub use response::{Fresh, Response, Streaming, WriteStatus};
+pub use response::{Fresh, Response, ResponseSink, Streaming, WriteStatus};
 pub use upgrade::{Upgraded, UpgradedStream};
 
 use crate::runtime::engine::{self, ConnHook, Running};

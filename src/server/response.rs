@@ -9,74 +9,46 @@ use http::{StatusCode, Version};
 
 use super::upgrade::{unsupported, Upgraded};
 
-/// Where a response goes: an HTTP/1 connection, an HTTP/2 stream, or a test recorder.
-/// The sink chooses the framing; [`Response`] only enforces the order head → body.
-pub(crate) trait Sink: Send {
+/// Where a [`Response`] goes: an HTTP/1 connection, an HTTP/2 stream, the test
+/// [`Recorder`](crate::handlers::testing::Recorder), or a middleware standing between a
+/// handler and the real response (build one with [`Response::from_sink`];
+/// [`Forward`](crate::handlers::Forward) passes everything on to an outer response, so a
+/// middleware wraps a `Forward` and changes only what it needs). The sink chooses the
+/// framing; [`Response`] enforces the order of calls: head fields, then `send_whole` or
+/// `start`, then `write_body`/`flush_body`, then `end`.
+pub trait ResponseSink: Send {
     /// The version of the request being answered.
     fn version(&self) -> Version;
     /// The response header fields, still mutable.
     fn headers(&self) -> &HeaderMap;
-    /// Mutable access to the response header fields.
+    /// Mutable access to the response header fields (only called before the head goes).
     fn headers_mut(&mut self) -> &mut HeaderMap;
-    /// Sends the head and the whole body at once; the length is known.
+    /// Sends the head with `status` and `body` as the whole body; the length is known.
     fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()>;
-    /// Sends the head of a body that will be streamed.
+    /// Sends the head of a body that will be streamed through `write_body`.
     fn start(&mut self, status: StatusCode) -> io::Result<()>;
-    /// Writes body bytes after [`start`](Sink::start).
+    /// Writes body bytes after [`start`](ResponseSink::start).
     fn write_body(&mut self, data: &[u8]) -> io::Result<usize>;
-    /// Pushes buffered body bytes to the peer.
+    /// Pushes buffered body bytes towards the peer.
     fn flush_body(&mut self) -> io::Result<()>;
     /// Ends the body (and sends trailers if any were set).
     fn end(&mut self) -> io::Result<()>;
-    /// The handler is unwinding: leave the exchange unfinished so the server can answer
-    /// 500 or cut the connection.
+    /// The handler gave up on the response ([`Response::abort`]) or is unwinding from a
+    /// panic: leave the exchange unfinished so the server can answer 500 or cut the
+    /// connection; it must not look complete.
     fn abandon(&mut self);
     /// Sets trailer fields to send after a streamed body, where the protocol can.
     fn set_trailers(&mut self, trailers: HeaderMap);
     /// Sends the head with `status` (101, or 2xx to a CONNECT), flushes it and hands the
-    /// connection over. On an error before the head went out, the sink stays fresh.
+    /// connection over (see [`Response::upgrade`]). On an error before the head went out,
+    /// the sink must stay as it was. The default refuses with
+    /// [`io::ErrorKind::Unsupported`]; a wrapper built on `Forward` passes it on to the
+    /// `Forward` so upgrades work through it.
     fn upgrade(&mut self, status: StatusCode) -> io::Result<Upgraded> {
         let _ = status;
         Err(unsupported(
-            "this response cannot take over its connection (HTTP/2 and test sinks cannot)",
+            "this response cannot hand its connection over (HTTP/2 streams and sinks that do not forward upgrades cannot)",
         ))
-    }
-}
-
-// Any public response sink (a middleware's wrapper, the test recorder) is a sink.
-impl<T: crate::handlers::ResponseSink> Sink for T {
-    fn version(&self) -> Version {
-        crate::handlers::ResponseSink::version(self)
-    }
-    fn headers(&self) -> &HeaderMap {
-        crate::handlers::ResponseSink::headers(self)
-    }
-    fn headers_mut(&mut self) -> &mut HeaderMap {
-        crate::handlers::ResponseSink::headers_mut(self)
-    }
-    fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()> {
-        crate::handlers::ResponseSink::send_whole(self, status, body)
-    }
-    fn start(&mut self, status: StatusCode) -> io::Result<()> {
-        crate::handlers::ResponseSink::start(self, status)
-    }
-    fn write_body(&mut self, data: &[u8]) -> io::Result<usize> {
-        crate::handlers::ResponseSink::write_body(self, data)
-    }
-    fn flush_body(&mut self) -> io::Result<()> {
-        crate::handlers::ResponseSink::flush_body(self)
-    }
-    fn end(&mut self) -> io::Result<()> {
-        crate::handlers::ResponseSink::end(self)
-    }
-    fn abandon(&mut self) {
-        crate::handlers::ResponseSink::abandon(self)
-    }
-    fn set_trailers(&mut self, trailers: HeaderMap) {
-        crate::handlers::ResponseSink::set_trailers(self, trailers)
-    }
-    fn upgrade(&mut self, status: StatusCode) -> io::Result<Upgraded> {
-        crate::handlers::ResponseSink::upgrade(self, status)
     }
 }
 
@@ -159,12 +131,12 @@ mod private {
 /// ```
 pub struct Response<'a, S: WriteStatus = Fresh> {
     status: StatusCode,
-    sink: Option<&'a mut (dyn Sink + 'a)>,
+    sink: Option<&'a mut (dyn ResponseSink + 'a)>,
     _status: PhantomData<S>,
 }
 
 impl<'a> Response<'a, Fresh> {
-    pub(crate) fn new(sink: &'a mut (dyn Sink + 'a)) -> Self {
+    pub(crate) fn new(sink: &'a mut (dyn ResponseSink + 'a)) -> Self {
         Response {
             status: StatusCode::OK,
             sink: Some(sink),
@@ -184,7 +156,7 @@ impl<'a> Response<'a, Fresh> {
     /// Response::from_sink(&mut rec).send(b"hi").unwrap();
     /// assert_eq!(rec.body(), b"hi");
     /// ```
-    pub fn from_sink<T: crate::handlers::ResponseSink + 'a>(sink: &'a mut T) -> Self {
+    pub fn from_sink<T: ResponseSink + 'a>(sink: &'a mut T) -> Self {
         Response::new(sink)
     }
 
@@ -261,7 +233,7 @@ impl<'a> Response<'a, Fresh> {
     ///   `CONNECT`;
     /// - `Unsupported`: the response cannot take its connection over: a
     ///   [test recorder](crate::handlers::testing::Recorder), a custom sink that does not
-    ///   forward [`ResponseSink::upgrade`](crate::handlers::ResponseSink::upgrade), a TLS
+    ///   forward [`ResponseSink::upgrade`](ResponseSink::upgrade), a TLS
     ///   connection (for now) and, once the server speaks it, HTTP/2 (which has no
     ///   connection-wide upgrade; RFC 8441's extended CONNECT would be separate);
     /// - the I/O error of sending the head.
@@ -344,14 +316,14 @@ impl<'a, S: WriteStatus> Response<'a, S> {
         self.sink().version()
     }
 
-    fn sink(&self) -> &(dyn Sink + 'a) {
+    fn sink(&self) -> &(dyn ResponseSink + 'a) {
         // The sink is only taken by methods that consume `self`.
         self.sink
             .as_deref()
             .expect("response sink present until consumed")
     }
 
-    fn sink_mut(&mut self) -> &mut (dyn Sink + 'a) {
+    fn sink_mut(&mut self) -> &mut (dyn ResponseSink + 'a) {
         self.sink
             .as_deref_mut()
             .expect("response sink present until consumed")
