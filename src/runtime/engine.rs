@@ -680,6 +680,10 @@ impl<H: Handler> Engine<H> {
                 Some(ready) => conn = ready,
                 None => return,
             }
+            if conn.socket.negotiated_alpn().as_deref() == Some(ALPN_H2) {
+                // The client speaks HTTP/2 from its first byte (RFC 9113 §3.2).
+                return self.start_h2(lp, conn, Vec::new(), scratch);
+            }
         }
         conn.h1.readable();
         loop {
@@ -728,25 +732,33 @@ impl<H: Handler> Engine<H> {
                     let input = conn.h1.take_unread();
                     let buf = conn.h1.take_buffer();
                     lock(&lp.state).recycle(buf);
-                    if let Err(e) = lp
-                        .epoll
-                        .watch_writable(conn.socket.raw_fd(), conn.slot as u64)
-                    {
-                        log::debug!("watching an HTTP/2 connection for writability: {e}");
-                        self.close(lp, conn, h1conn::Fate::Io, scratch);
-                        return;
-                    }
-                    let waker = core.waker(lp, conn.slot);
-                    conn.h2 = Some(Box::new(H2Driver::new(
-                        &core.config,
-                        input,
-                        conn.peer,
-                        waker,
-                    )));
-                    return self.serve_h2(lp, conn);
+                    return self.start_h2(lp, conn, input, scratch);
                 }
             }
         }
+    }
+
+    /// Switches a connection to HTTP/2 (after the client preface, or ALPN `h2`) and
+    /// serves it. `input`: bytes already read, from the preface on.
+    fn start_h2(&self, lp: &EventLoop, mut conn: Box<Conn>, input: Vec<u8>, scratch: &mut Scratch) {
+        let core = &self.core;
+        // HTTP/2 output may not fit the socket; the loop then waits for writability.
+        if let Err(e) = lp
+            .epoll
+            .watch_writable(conn.socket.raw_fd(), conn.slot as u64)
+        {
+            log::debug!("watching an HTTP/2 connection for writability: {e}");
+            self.close(lp, conn, h1conn::Fate::Io, scratch);
+            return;
+        }
+        let waker = core.waker(lp, conn.slot);
+        conn.h2 = Some(Box::new(H2Driver::new(
+            &core.config,
+            input,
+            conn.peer,
+            waker,
+        )));
+        self.serve_h2(lp, conn)
     }
 
     /// Drives an HTTP/2 connection's I/O until it would block, then parks or closes it.
@@ -759,6 +771,8 @@ impl<H: Handler> Engine<H> {
             };
             core.emit_id(conn.id, conn.peer, ConnState::Active);
             match h2conn::drive(h2, &conn.socket, &self.handler, core) {
+                // TLS: decrypted bytes wait inside the session; no edge will announce them.
+                H2Next::Park(_) if conn.socket.must_not_park() => {}
                 H2Next::Park(deadline) => match self.try_park(lp, conn, deadline, true) {
                     Parking::Parked => return,
                     Parking::Cut(cut) => {
@@ -790,11 +804,6 @@ impl<H: Handler> Engine<H> {
             }
             match conn.socket.tls_handshake() {
                 Ok(HandshakeStatus::Complete) => {
-                    if conn.socket.negotiated_alpn().as_deref() == Some(ALPN_H2) {
-                        // Only an acceptor configured to offer h2 gets here.
-                        self.end_handshake(lp, conn, "ALPN selected h2, not served yet");
-                        return None;
-                    }
                     return Some(conn);
                 }
                 Ok(HandshakeStatus::Pending(_)) if now >= conn.deadline => {
