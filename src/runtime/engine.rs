@@ -28,6 +28,7 @@ use super::sys::{self, Epoll, Readiness};
 use super::transport::Transport;
 use crate::server::config::{Config, Overload};
 use crate::server::h1conn::{self, H1Conn, Next, Scratch};
+use crate::server::h2c_upgrade::H2cUpgrade;
 use crate::server::h2conn::{self, H2Driver, H2Next};
 use crate::server::{ConnEvent, ConnState, Handler};
 use crate::tls::{HandshakeStatus, Interest, ALPN_H2};
@@ -682,7 +683,7 @@ impl<H: Handler> Engine<H> {
             }
             if conn.socket.negotiated_alpn().as_deref() == Some(ALPN_H2) {
                 // The client speaks HTTP/2 from its first byte (RFC 9113 §3.2).
-                return self.start_h2(lp, conn, Vec::new(), scratch);
+                return self.start_h2(lp, conn, Vec::new(), None, scratch);
             }
         }
         conn.h1.readable();
@@ -732,15 +733,30 @@ impl<H: Handler> Engine<H> {
                     let input = conn.h1.take_unread();
                     let buf = conn.h1.take_buffer();
                     lock(&lp.state).recycle(buf);
-                    return self.start_h2(lp, conn, input, scratch);
+                    return self.start_h2(lp, conn, input, None, scratch);
+                }
+                Next::H2cUpgrade(upgrade) => {
+                    // `101 Switching Protocols` is out; the client preface follows.
+                    let input = conn.h1.take_unread();
+                    let buf = conn.h1.take_buffer();
+                    lock(&lp.state).recycle(buf);
+                    return self.start_h2(lp, conn, input, Some(*upgrade), scratch);
                 }
             }
         }
     }
 
-    /// Switches a connection to HTTP/2 (after the client preface, or ALPN `h2`) and
-    /// serves it. `input`: bytes already read, from the preface on.
-    fn start_h2(&self, lp: &EventLoop, mut conn: Box<Conn>, input: Vec<u8>, scratch: &mut Scratch) {
+    /// Switches a connection to HTTP/2 (after the client preface, ALPN `h2`, or an
+    /// `Upgrade: h2c` whose request becomes stream 1) and serves it. `input`: bytes
+    /// already read, from the preface on.
+    fn start_h2(
+        &self,
+        lp: &EventLoop,
+        mut conn: Box<Conn>,
+        input: Vec<u8>,
+        upgrade: Option<H2cUpgrade>,
+        scratch: &mut Scratch,
+    ) {
         let core = &self.core;
         // HTTP/2 output may not fit the socket; the loop then waits for writability.
         if let Err(e) = lp
@@ -752,12 +768,17 @@ impl<H: Handler> Engine<H> {
             return;
         }
         let waker = core.waker(lp, conn.slot);
-        conn.h2 = Some(Box::new(H2Driver::new(
-            &core.config,
-            input,
-            conn.peer,
-            waker,
-        )));
+        match H2Driver::new(&core.config, input, conn.peer, waker, upgrade) {
+            Ok(driver) => conn.h2 = Some(Box::new(driver)),
+            Err(e) => {
+                log::debug!(
+                    "h2c upgrade from {:?} with invalid settings: {e:?}",
+                    conn.peer
+                );
+                self.close(lp, conn, h1conn::Fate::Io, scratch);
+                return;
+            }
+        }
         self.serve_h2(lp, conn)
     }
 

@@ -23,12 +23,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use super::config::Config;
+use super::h2c_upgrade::H2cUpgrade;
 use super::request::{Body, BodySource, Request};
 use super::response::{Response, ResponseSink};
 use super::Handler;
+use crate::h1::date::with_http_date;
 use crate::h2::frame::StreamId;
 use crate::h2::proto::{self, Connection, Event};
-use crate::h2::Reason;
+use crate::h2::{H2Error, Reason};
 use crate::runtime::engine::{ConnWaker, EngineCore};
 use crate::runtime::socket::Socket;
 use crate::runtime::transport::Transport;
@@ -58,6 +60,8 @@ pub(crate) struct H2Driver {
     idle_since: Option<Instant>,
     idle_timeout: Option<Duration>,
     config: Arc<Config>,
+    /// The request of an `Upgrade: h2c`, to run as stream 1 on the first drive.
+    upgraded: Option<(http::Request<()>, Vec<u8>)>,
 }
 
 /// What the loop and the stream handlers share.
@@ -90,16 +94,36 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The server's limits, in HTTP/2 terms: the bound on a request head becomes the header
+/// list size we advertise and enforce (431 above it, as in HTTP/1.1).
+fn protocol_config(config: &Config) -> proto::Config {
+    proto::Config {
+        max_header_list_size: u32::try_from(config.max_head_bytes()).unwrap_or(u32::MAX),
+        ..proto::Config::default()
+    }
+}
+
 impl H2Driver {
+    /// A driver for a connection that just turned to HTTP/2; `input` holds the bytes
+    /// already read. With `upgrade` (an `Upgrade: h2c` request), that request is served
+    /// as stream 1; `Err` when its `HTTP2-Settings` are invalid.
     pub fn new(
         config: &Arc<Config>,
         input: Vec<u8>,
         peer: Option<SocketAddr>,
         waker: ConnWaker,
-    ) -> H2Driver {
+        upgrade: Option<H2cUpgrade>,
+    ) -> Result<H2Driver, H2Error> {
         let now = Instant::now();
-        let conn = Connection::server(proto::Config::default(), now);
-        H2Driver {
+        let settings = protocol_config(config);
+        let (conn, upgraded) = match upgrade {
+            None => (Connection::server(settings, now), None),
+            Some(up) => (
+                Connection::server_upgraded(settings, now, &up.settings)?,
+                Some((up.head, up.body)),
+            ),
+        };
+        Ok(H2Driver {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     conn,
@@ -118,7 +142,8 @@ impl H2Driver {
             idle_since: Some(now),
             idle_timeout: config.idle_timeout,
             config: config.clone(),
-        }
+            upgraded,
+        })
     }
 
     /// No stream is in flight (no handler running). Takes no lock.
@@ -176,6 +201,24 @@ pub(crate) fn drive<H: Handler>(
     if st.conn.tick(now).is_err() {
         let _ = write_out(&mut st.conn, socket);
         return close(&shared, st);
+    }
+    if let Some((head, body)) = d.upgraded.take() {
+        let State { conn, streams, .. } = &mut *st;
+        let stream1 = StreamId::new(1);
+        streams.insert(
+            stream1.value(),
+            StreamBuf {
+                end: true,
+                ..StreamBuf::default()
+            },
+        );
+        let new = NewStream {
+            id: stream1,
+            head,
+            end_stream: body.is_empty(),
+            upgrade_body: body,
+        };
+        spawn_stream(d, conn, streams, handler, core, new);
     }
     if core.stopping.load(Ordering::Acquire) && !d.going_away {
         d.going_away = true;
@@ -405,38 +448,61 @@ fn dispatch<H: Handler>(
         }
     }
     for (id, head, end_stream) in new_streams {
-        d.shared.live_streams.fetch_add(1, Ordering::AcqRel);
-        let job_shared = d.shared.clone();
-        let job_handler = handler.clone();
-        let config = d.config.clone();
-        let peer = d.peer;
-        let job = Box::new(move || {
-            run_stream(
-                &*job_handler,
-                &job_shared,
-                &config,
-                id,
-                head,
-                end_stream,
-                peer,
-            );
-            job_shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-            job_shared.waker.wake();
-        });
-        if core.submit_job(job).is_err() {
-            log::debug!(
-                "no thread for stream {} of {:?}: refused",
-                id.value(),
-                d.peer
-            );
-            streams.remove(&id.value());
-            conn.reset(id, Reason::RefusedStream);
-            d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-        } else {
-            core.served_requests.fetch_add(1, Ordering::Relaxed);
-        }
+        let new = NewStream {
+            id,
+            head,
+            end_stream,
+            upgrade_body: Vec::new(),
+        };
+        spawn_stream(d, conn, streams, handler, core, new);
     }
     (true, woke)
+}
+
+/// A request that starts a stream.
+struct NewStream {
+    id: StreamId,
+    head: http::Request<()>,
+    /// No body follows.
+    end_stream: bool,
+    /// The body of an `Upgrade: h2c` request, read over HTTP/1.1 (outside HTTP/2 flow
+    /// control); empty otherwise.
+    upgrade_body: Vec<u8>,
+}
+
+/// Runs a new stream's handler as an engine job (refusing the stream when no thread can
+/// take it).
+fn spawn_stream<H: Handler>(
+    d: &H2Driver,
+    conn: &mut Connection,
+    streams: &mut HashMap<u32, StreamBuf>,
+    handler: &Arc<H>,
+    core: &Arc<EngineCore>,
+    new: NewStream,
+) {
+    let id = new.id;
+    d.shared.live_streams.fetch_add(1, Ordering::AcqRel);
+    let job_shared = d.shared.clone();
+    let job_handler = handler.clone();
+    let config = d.config.clone();
+    let peer = d.peer;
+    let job = Box::new(move || {
+        run_stream(&*job_handler, &job_shared, &config, new, peer);
+        job_shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+        job_shared.waker.wake();
+    });
+    if core.submit_job(job).is_err() {
+        log::debug!(
+            "no thread for stream {} of {:?}: refused",
+            id.value(),
+            d.peer
+        );
+        streams.remove(&id.value());
+        conn.reset(id, Reason::RefusedStream);
+        d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+    } else {
+        core.served_requests.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Runs the handler for one stream (on a job thread) and settles the stream after it.
@@ -444,18 +510,26 @@ fn run_stream<H: Handler + ?Sized>(
     handler: &H,
     shared: &Arc<Shared>,
     config: &Config,
-    id: StreamId,
-    head: http::Request<()>,
-    end_stream: bool,
+    new: NewStream,
     peer: Option<SocketAddr>,
 ) {
+    let NewStream {
+        id,
+        head,
+        end_stream,
+        upgrade_body,
+    } = new;
     let (parts, ()) = head.into_parts();
     let mut body = H2Body {
         shared,
         id,
         read_timeout: config.read_timeout,
         trailers: None,
+        upgrade_body: io::Cursor::new(upgrade_body),
+        // `100 Continue` goes out with the first body read, as in HTTP/1.1.
+        continue_pending: !end_stream && expects_continue(&parts.headers),
     };
+    let wants_continue = body.continue_pending;
     let mut sink = H2Sink {
         shared,
         id,
@@ -480,6 +554,17 @@ fn run_stream<H: Handler + ?Sized>(
         );
         *request.extensions_mut() = parts.extensions;
         catch_unwind(AssertUnwindSafe(|| {
+            if wants_continue {
+                let verdict = handler.check_continue(&request);
+                if verdict != StatusCode::CONTINUE {
+                    // Refused before the client sent its body: the status ends the
+                    // stream, and the unread request side is reset after the handler.
+                    log::debug!("refused an expected body with {verdict}");
+                    drop(request);
+                    sink.send_whole(verdict, b"").ok();
+                    return;
+                }
+            }
             handler.handle(request, Response::new(&mut sink));
         }))
     };
@@ -517,12 +602,24 @@ fn run_stream<H: Handler + ?Sized>(
     drop(st);
 }
 
+/// `Expect: 100-continue` (RFC 9110 §10.1.1), which HTTP/2 keeps.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// A request body: what the loop put in the stream's buffer.
 struct H2Body<'a> {
     shared: &'a Arc<Shared>,
     id: StreamId,
     read_timeout: Option<Duration>,
     trailers: Option<HeaderMap>,
+    /// The body of an `Upgrade: h2c` request, read before the switch; it comes first
+    /// and took no HTTP/2 flow-control window.
+    upgrade_body: io::Cursor<Vec<u8>>,
+    /// The client waits for `100 Continue` before sending the body.
+    continue_pending: bool,
 }
 
 fn wait<'a>(
@@ -552,8 +649,22 @@ impl BodySource for H2Body<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
+        let n = self.upgrade_body.read(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
         let deadline = self.read_timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.shared.state);
+        if self.continue_pending {
+            self.continue_pending = false;
+            let go_ahead = http::Response::builder()
+                .status(StatusCode::CONTINUE)
+                .body(())
+                .expect("valid response");
+            // Fails only if the stream is gone, which the loop below reports.
+            let _ = st.conn.send_response(self.id, &go_ahead, false);
+            self.shared.waker.wake();
+        }
         loop {
             let st_ref = &mut *st;
             let Some(s) = st_ref.streams.get_mut(&self.id.value()) else {
@@ -636,6 +747,14 @@ impl H2Sink<'_> {
             HeaderName::from_static("proxy-connection"),
         ] {
             headers.remove(name);
+        }
+        if !headers.contains_key(header::DATE) {
+            // As over HTTP/1.1 (RFC 9110 §6.6.1).
+            with_http_date(|date| {
+                if let Ok(v) = HeaderValue::from_bytes(date) {
+                    headers.insert(header::DATE, v);
+                }
+            });
         }
         if let Some(len) = len {
             if !headers.contains_key(header::CONTENT_LENGTH) {

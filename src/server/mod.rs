@@ -26,6 +26,7 @@
 //! [`Server::handle_threads`]).
 pub(crate) mod config;
 pub(crate) mod h1conn;
+pub(crate) mod h2c_upgrade;
 pub(crate) mod h2conn;
 mod handler;
 mod request;
