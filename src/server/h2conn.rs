@@ -330,8 +330,9 @@ pub(crate) fn drive<H: Handler>(
         d.write_stalled = None;
     }
     if idle && d.input.is_empty() {
-        // A parked idle connection keeps no read buffer.
+        // A parked idle connection keeps no buffers.
         d.input = Vec::new();
+        st.conn.release_buffers();
     }
     H2Next::Park(deadline)
 }

@@ -492,6 +492,21 @@ impl Connection {
         }
     }
 
+    /// Frees the buffers kept for reuse between frames (output, header scratch,
+    /// event queue) when they hold nothing, so a connection parked while idle costs
+    /// little; they grow again on use. Pending output and events are kept.
+    pub fn release_buffers(&mut self) {
+        if self.output_len() == 0 {
+            self.out = Vec::new();
+            self.out_pos = 0;
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+            self.data_buf = Vec::new();
+        }
+        self.hbuf = Vec::new();
+    }
+
     /// Append all pending output to `dst` and clear it.
     pub fn pending_output(&mut self, dst: &mut Vec<u8>) {
         dst.extend_from_slice(self.output());
