@@ -164,7 +164,11 @@ impl ConnWaker {
         if let Some(core) = self.core.upgrade() {
             let lp = &core.loops[self.index];
             lock(&lp.state).ready.push_back(self.slot as u64);
-            lp.epoll.wake();
+            // The thread running this loop looks at its ready queue before it next
+            // waits; only another thread must interrupt the wait.
+            if owned_loop(&core) != Some(self.index) {
+                lp.epoll.wake();
+            }
         }
     }
 }
@@ -202,6 +206,27 @@ pub(crate) fn release_loop_before_blocking() {
     if let Some(owner) = owner {
         owner.core.hand_off(owner.index, owner.gen);
     }
+}
+
+/// The loop of `core` this thread runs now, if any (a hand-off or the watchdog may have
+/// passed it on while this thread was in a handler).
+fn owned_loop(core: &Arc<EngineCore>) -> Option<usize> {
+    OWNER.with(|o| {
+        o.borrow().as_ref().and_then(|w| {
+            let current = Arc::ptr_eq(&w.core, core)
+                && w.core.loops[w.index].gen.load(Ordering::Acquire) == w.gen;
+            current.then_some(w.index)
+        })
+    })
+}
+
+/// True while this thread runs an event loop.
+pub(crate) fn owns_event_loop() -> bool {
+    OWNER.with(|o| {
+        o.borrow()
+            .as_ref()
+            .is_some_and(|w| w.core.loops[w.index].gen.load(Ordering::Acquire) == w.gen)
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -312,8 +337,9 @@ impl EngineCore {
         Ok(())
     }
 
-    /// Reserves the right to run a job on this thread, within the limit.
-    fn reserve_job_thread(&self) -> bool {
+    /// Reserves the right to run a job on this thread, within the limit; give it back
+    /// with [`release_job_thread`](EngineCore::release_job_thread).
+    pub(crate) fn reserve_job_thread(&self) -> bool {
         let limit = self.job_thread_limit();
         let mut n = self.job_threads.load(Ordering::Acquire);
         while n < limit {
@@ -326,6 +352,11 @@ impl EngineCore {
             }
         }
         false
+    }
+
+    /// Ends what [`reserve_job_thread`](EngineCore::reserve_job_thread) began.
+    pub(crate) fn release_job_thread(&self) {
+        self.job_threads.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// A waker for the connection in `slot` of the loop `lp`.
@@ -674,7 +705,7 @@ impl<H: Handler> Engine<H> {
             return self.linger(lp, conn);
         }
         if conn.h2.is_some() {
-            return self.serve_h2(lp, conn);
+            return self.serve_h2(lp, conn, scratch);
         }
         if conn.socket.is_handshaking() {
             match self.handshake(lp, conn) {
@@ -779,37 +810,89 @@ impl<H: Handler> Engine<H> {
                 return;
             }
         }
-        self.serve_h2(lp, conn)
+        self.serve_h2(lp, conn, scratch)
     }
 
-    /// Drives an HTTP/2 connection's I/O until it would block, then parks or closes it.
-    /// Its streams' handlers run as jobs on other threads; this never waits for them.
-    fn serve_h2(&self, lp: &EventLoop, mut conn: Box<Conn>) {
+    /// Drives an HTTP/2 connection's I/O until it would block, then parks or closes it,
+    /// and runs the requests that arrived once it is parked (see [`NewStreams::run`]):
+    /// the connection is always back in its slot, drivable by the loop, while a
+    /// handler runs.
+    ///
+    /// [`NewStreams::run`]: h2conn::NewStreams::run
+    fn serve_h2(&self, lp: &EventLoop, mut conn: Box<Conn>, scratch: &mut Scratch) {
         let core = &self.core;
         loop {
             let Some(h2) = conn.h2.as_mut() else {
                 return;
             };
             core.emit_id(conn.id, conn.peer, ConnState::Active);
-            match h2conn::drive(h2, &conn.socket, &self.handler, core) {
-                // TLS: decrypted bytes wait inside the session; no edge will announce them.
-                H2Next::Park(_) if conn.socket.must_not_park() => {}
-                H2Next::Park(deadline) => match self.try_park(lp, conn, deadline, true) {
-                    Parking::Parked => return,
-                    Parking::Cut(cut) => {
-                        let _ = cut.socket.shutdown(std::net::Shutdown::Both);
-                        return self.release(lp, cut);
-                    }
-                    Parking::Readable(ready) => conn = ready,
-                },
+            let next = h2conn::drive(h2, &conn.socket, core, &mut scratch.read);
+            let streams = h2.take_new_streams();
+            let deadline = match next {
+                H2Next::Park(deadline) => deadline,
                 H2Next::Close => {
                     let _ = conn.socket.shutdown(std::net::Shutdown::Both);
                     lp.epoll.delete(conn.socket.raw_fd());
                     self.release(lp, conn);
                     return;
                 }
+            };
+            // TLS: decrypted bytes wait inside the session; no edge will announce them.
+            let revisit = conn.socket.must_not_park();
+            if streams.is_empty() {
+                if revisit {
+                    continue;
+                }
+                match self.try_park(lp, conn, deadline, true) {
+                    Parking::Parked => return,
+                    Parking::Cut(cut) => {
+                        let _ = cut.socket.shutdown(std::net::Shutdown::Both);
+                        return self.release(lp, cut);
+                    }
+                    Parking::Readable(ready) => {
+                        conn = ready;
+                        continue;
+                    }
+                }
             }
+            if let Some(cut) = self.park_and_queue(lp, conn, deadline, revisit) {
+                let _ = cut.socket.shutdown(std::net::Shutdown::Both);
+                return self.release(lp, cut);
+            }
+            streams.run(&self.handler, core);
+            return;
         }
+    }
+
+    /// Parks a connection whose handlers this thread is about to run. Unlike
+    /// [`try_park`](Engine::try_park), readiness that arrived meanwhile (or `requeue`)
+    /// puts it on the ready queue rather than back in our hands, so the loop serves it
+    /// after the handlers, or its next owner at once should a handler block. Returns
+    /// the connection when a shutdown deadline cut it.
+    fn park_and_queue(
+        &self,
+        lp: &EventLoop,
+        mut conn: Box<Conn>,
+        deadline: Instant,
+        requeue: bool,
+    ) -> Option<Box<Conn>> {
+        let mut st = lock(&lp.state);
+        let mut requeue = requeue;
+        if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
+            if *cut {
+                return Some(conn);
+            }
+            requeue |= *pending;
+        }
+        conn.deadline = deadline;
+        let tick = self.core.tick_of(deadline);
+        st.schedule(&mut conn, tick);
+        let slot = conn.slot;
+        st.slots[slot] = Slot::Parked(conn);
+        if requeue {
+            st.ready.push_back(slot as u64);
+        }
+        None
     }
 
     /// Drives a connection's TLS handshake as far as it goes without blocking. Returns
@@ -1125,7 +1208,7 @@ impl<H: Handler> Engine<H> {
         for mut conn in expired {
             if conn.h2.is_some() {
                 // The driver looks at its own clock: idle timeout, SETTINGS ACK, GOAWAY.
-                self.serve_h2(lp, conn);
+                self.serve_h2(lp, conn, scratch);
                 continue;
             }
             if conn.lingering.is_some() {

@@ -34,6 +34,8 @@ const INITIAL_READ_BUFFER: usize = 8 * 1024;
 pub(crate) struct Scratch {
     write: Vec<u8>,
     headers: HeaderMap,
+    /// HTTP/2's read buffer (see `h2conn::drive`).
+    pub read: Vec<u8>,
 }
 
 /// What the engine should do with a connection after [`serve_ready`].

@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,9 @@ use crate::h1::date::with_http_date;
 use crate::h2::frame::StreamId;
 use crate::h2::proto::{self, Connection, Event};
 use crate::h2::{H2Error, Reason};
-use crate::runtime::engine::{ConnWaker, EngineCore};
+use crate::runtime::engine::{
+    owns_event_loop, release_loop_before_blocking, ConnWaker, EngineCore,
+};
 use crate::runtime::socket::Socket;
 use crate::runtime::transport::Transport;
 
@@ -62,6 +64,8 @@ pub(crate) struct H2Driver {
     config: Arc<Config>,
     /// The request of an `Upgrade: h2c`, to run as stream 1 on the first drive.
     upgraded: Option<(http::Request<()>, Vec<u8>)>,
+    /// Requests received and not yet handed to [`NewStreams::run`].
+    new_streams: Vec<NewStream>,
 }
 
 /// What the loop and the stream handlers share.
@@ -72,6 +76,18 @@ struct Shared {
     waker: ConnWaker,
     /// Streams whose handler has not finished.
     live_streams: AtomicUsize,
+    /// A wakeup is queued and the driver has not run since: later ones are redundant.
+    wake_queued: AtomicBool,
+}
+
+impl Shared {
+    /// Brings the connection back to its event loop (to write what handlers queued, or
+    /// to notice a finished stream), once per drive however many handlers ask.
+    fn wake(&self) {
+        if !self.wake_queued.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
 }
 
 struct State {
@@ -133,6 +149,7 @@ impl H2Driver {
                 changed: Condvar::new(),
                 waker,
                 live_streams: AtomicUsize::new(0),
+                wake_queued: AtomicBool::new(false),
             }),
             input,
             peer,
@@ -143,7 +160,26 @@ impl H2Driver {
             idle_timeout: config.idle_timeout,
             config: config.clone(),
             upgraded,
+            new_streams: Vec::new(),
         })
+    }
+
+    /// Counts a new request as in flight and queues it for [`take_new_streams`].
+    ///
+    /// [`take_new_streams`]: H2Driver::take_new_streams
+    fn add_stream(&mut self, new: NewStream) {
+        self.shared.live_streams.fetch_add(1, Ordering::AcqRel);
+        self.new_streams.push(new);
+    }
+
+    /// The requests the last [`drive`] received, to run once the connection is parked.
+    pub fn take_new_streams(&mut self) -> NewStreams {
+        NewStreams {
+            shared: self.shared.clone(),
+            config: self.config.clone(),
+            peer: self.peer,
+            streams: std::mem::take(&mut self.new_streams),
+        }
     }
 
     /// No stream is in flight (no handler running). Takes no lock.
@@ -187,15 +223,18 @@ fn write_out(conn: &mut Connection, socket: &Socket) -> io::Result<bool> {
 }
 
 /// Serves the connection until reading and writing would both block (or there is
-/// nothing to do), then tells the engine to park or close it.
-pub(crate) fn drive<H: Handler>(
+/// nothing to do), then tells the engine to park or close it. Requests that arrived
+/// wait in [`H2Driver::take_new_streams`]: the engine runs them once the connection is
+/// parked. `read_buf` is the thread's read buffer, reused across connections.
+pub(crate) fn drive(
     d: &mut H2Driver,
     socket: &Socket,
-    handler: &Arc<H>,
-    core: &Arc<EngineCore>,
+    core: &EngineCore,
+    read_buf: &mut Vec<u8>,
 ) -> H2Next {
     let shared = d.shared.clone();
-    let mut chunk = vec![0u8; READ_CHUNK];
+    // Wakeups from now on bring the connection back; earlier ones are served here.
+    shared.wake_queued.store(false, Ordering::Release);
     let mut st = lock(&shared.state);
     let now = Instant::now();
     if st.conn.tick(now).is_err() {
@@ -203,37 +242,54 @@ pub(crate) fn drive<H: Handler>(
         return close(&shared, st);
     }
     if let Some((head, body)) = d.upgraded.take() {
-        let State { conn, streams, .. } = &mut *st;
-        let stream1 = StreamId::new(1);
-        streams.insert(
-            stream1.value(),
+        st.streams.insert(
+            1,
             StreamBuf {
                 end: true,
                 ..StreamBuf::default()
             },
         );
-        let new = NewStream {
-            id: stream1,
+        d.add_stream(NewStream {
+            id: StreamId::new(1),
             head,
             end_stream: body.is_empty(),
             upgrade_body: body,
-        };
-        spawn_stream(d, conn, streams, handler, core, new);
+        });
     }
     if core.stopping.load(Ordering::Acquire) && !d.going_away {
         d.going_away = true;
         st.conn.goaway_graceful();
     }
+    if read_buf.len() < READ_CHUNK {
+        read_buf.resize(READ_CHUNK, 0);
+    }
     loop {
         let mut progress = false;
-        // Input: read until the socket would block (edge-triggered), unless the state
+        // Input: read until the socket is drained (edge-triggered), unless the state
         // machine wants us to drain its output first.
         while !d.read_closed && st.conn.wants_read() {
-            match socket.try_read(&mut chunk) {
+            match socket.try_read(read_buf) {
                 Ok(0) => d.read_closed = true,
                 Ok(n) => {
-                    d.input.extend_from_slice(&chunk[..n]);
                     progress = true;
+                    let fed = if d.input.is_empty() {
+                        // Straight from the read buffer; only a partial frame is kept.
+                        feed(d, &mut st, &read_buf[..n]).map(|used| {
+                            d.input.extend_from_slice(&read_buf[used..n]);
+                        })
+                    } else {
+                        d.input.extend_from_slice(&read_buf[..n]);
+                        feed_buffered(d, &mut st)
+                    };
+                    if fed.is_err() {
+                        let _ = write_out(&mut st.conn, socket);
+                        return close(&shared, st);
+                    }
+                    if n < read_buf.len() {
+                        // A short read drained the socket: new bytes raise a new edge,
+                        // so the read that would only say "would block" is skipped.
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -241,27 +297,10 @@ pub(crate) fn drive<H: Handler>(
                     d.read_closed = true;
                 }
             }
-            let (recv_ok, woke) = feed(d, &mut st, handler, core);
-            if woke {
-                shared.changed.notify_all();
-            }
-            if !recv_ok {
-                let _ = write_out(&mut st.conn, socket);
-                return close(&shared, st);
-            }
-            if d.input.len() > 2 * READ_CHUNK && !st.conn.wants_read() {
-                break;
-            }
         }
-        if !d.input.is_empty() && st.conn.wants_read() {
-            let (recv_ok, woke) = feed(d, &mut st, handler, core);
-            if woke {
-                shared.changed.notify_all();
-            }
-            if !recv_ok {
-                let _ = write_out(&mut st.conn, socket);
-                return close(&shared, st);
-            }
+        if !d.input.is_empty() && st.conn.wants_read() && feed_buffered(d, &mut st).is_err() {
+            let _ = write_out(&mut st.conn, socket);
+            return close(&shared, st);
         }
         // Output.
         match write_out(&mut st.conn, socket) {
@@ -270,8 +309,7 @@ pub(crate) fn drive<H: Handler>(
                     progress = true;
                     d.write_stalled = None;
                     // Draining may have opened room for blocked senders.
-                    let (_, woke) = dispatch(d, &mut st, handler, core);
-                    if woke {
+                    if dispatch(d, &mut st) {
                         shared.changed.notify_all();
                     }
                 }
@@ -344,46 +382,45 @@ fn close(shared: &Shared, mut st: MutexGuard<'_, State>) -> H2Next {
     H2Next::Close
 }
 
-/// Feeds buffered input to the state machine and dispatches the events. Returns
-/// (connection still usable, a handler may need waking).
-fn feed<H: Handler>(
-    d: &mut H2Driver,
-    st: &mut State,
-    handler: &Arc<H>,
-    core: &Arc<EngineCore>,
-) -> (bool, bool) {
-    let mut woke = false;
-    loop {
-        if d.input.is_empty() || !st.conn.wants_read() {
-            break;
-        }
-        let used = match st.conn.recv(&d.input) {
+/// Feeds `input` to the state machine, dispatching the events as they come; returns how
+/// many bytes it consumed (the rest is a partial frame, or waits for output room).
+/// `Err` on a connection error (GOAWAY is in the output).
+fn feed(d: &mut H2Driver, st: &mut State, input: &[u8]) -> Result<usize, ()> {
+    let mut pos = 0;
+    while pos < input.len() && st.conn.wants_read() {
+        let used = match st.conn.recv(&input[pos..]) {
             Ok(n) => n,
             Err(e) => {
                 log::debug!("HTTP/2 connection error with {:?}: {e:?}", d.peer);
-                let (_, w) = dispatch(d, st, handler, core);
-                return (false, woke || w);
+                dispatch(d, st);
+                d.shared.changed.notify_all();
+                return Err(());
             }
         };
-        d.input.drain(..used);
-        let (_, w) = dispatch(d, st, handler, core);
-        woke |= w;
+        pos += used;
+        if dispatch(d, st) {
+            d.shared.changed.notify_all();
+        }
         if used == 0 {
             break;
         }
     }
-    (true, woke)
+    Ok(pos)
 }
 
-/// Handles the queued events. Returns (ok, a handler may need waking).
-fn dispatch<H: Handler>(
-    d: &mut H2Driver,
-    st: &mut State,
-    handler: &Arc<H>,
-    core: &Arc<EngineCore>,
-) -> (bool, bool) {
+/// [`feed`] from the driver's own buffer of unconsumed input.
+fn feed_buffered(d: &mut H2Driver, st: &mut State) -> Result<(), ()> {
+    let input = std::mem::take(&mut d.input);
+    let result = feed(d, st, &input);
+    d.input = input;
+    d.input.drain(..*result.as_ref().unwrap_or(&0));
+    result.map(|_| ())
+}
+
+/// Handles the queued events; true when a handler may need waking. New requests are
+/// queued for [`H2Driver::take_new_streams`].
+fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
     let mut woke = false;
-    let mut new_streams = Vec::new();
     let State { conn, streams, .. } = st;
     while let Some(ev) = conn.poll_event() {
         match ev {
@@ -400,7 +437,12 @@ fn dispatch<H: Handler>(
                         ..StreamBuf::default()
                     },
                 );
-                new_streams.push((id, head, end_stream));
+                d.add_stream(NewStream {
+                    id,
+                    head,
+                    end_stream,
+                    upgrade_body: Vec::new(),
+                });
             }
             Event::HeadersTooLarge { id, end_stream } => {
                 let res = http::Response::builder()
@@ -448,20 +490,11 @@ fn dispatch<H: Handler>(
             _ => {}
         }
     }
-    for (id, head, end_stream) in new_streams {
-        let new = NewStream {
-            id,
-            head,
-            end_stream,
-            upgrade_body: Vec::new(),
-        };
-        spawn_stream(d, conn, streams, handler, core, new);
-    }
-    (true, woke)
+    woke
 }
 
 /// A request that starts a stream.
-struct NewStream {
+pub(crate) struct NewStream {
     id: StreamId,
     head: http::Request<()>,
     /// No body follows.
@@ -471,38 +504,60 @@ struct NewStream {
     upgrade_body: Vec<u8>,
 }
 
-/// Runs a new stream's handler as an engine job (refusing the stream when no thread can
-/// take it).
-fn spawn_stream<H: Handler>(
-    d: &H2Driver,
-    conn: &mut Connection,
-    streams: &mut HashMap<u32, StreamBuf>,
-    handler: &Arc<H>,
-    core: &Arc<EngineCore>,
-    new: NewStream,
-) {
-    let id = new.id;
-    d.shared.live_streams.fetch_add(1, Ordering::AcqRel);
-    let job_shared = d.shared.clone();
-    let job_handler = handler.clone();
-    let config = d.config.clone();
-    let peer = d.peer;
-    let job = Box::new(move || {
-        run_stream(&*job_handler, &job_shared, &config, new, peer);
-        job_shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-        job_shared.waker.wake();
-    });
-    if core.submit_job(job).is_err() {
-        log::debug!(
-            "no thread for stream {} of {:?}: refused",
-            id.value(),
-            d.peer
-        );
-        streams.remove(&id.value());
-        conn.reset(id, Reason::RefusedStream);
-        d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-    } else {
-        core.served_requests.fetch_add(1, Ordering::Relaxed);
+/// The requests one [`drive`] received, to run once the connection is parked.
+pub(crate) struct NewStreams {
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    peer: Option<SocketAddr>,
+    streams: Vec<NewStream>,
+}
+
+impl NewStreams {
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Runs each stream's handler: here, on the thread that runs the event loop, while
+    /// it still does and a job slot is free (no thread switch, and the responses of a
+    /// batch leave in one write); otherwise as an engine job. Either way a handler that
+    /// blocks releases the loop first (see [`wait`]) and counts against the job limit,
+    /// so a loop never waits for a thread held by a handler that waits for that loop.
+    pub fn run<H: Handler>(self, handler: &Arc<H>, core: &Arc<EngineCore>) {
+        let NewStreams {
+            shared,
+            config,
+            peer,
+            streams,
+        } = self;
+        for new in streams {
+            core.served_requests.fetch_add(1, Ordering::Relaxed);
+            if owns_event_loop() && core.reserve_job_thread() {
+                run_stream(&**handler, &shared, &config, new, peer);
+                core.release_job_thread();
+                shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+                shared.wake();
+                continue;
+            }
+            let id = new.id;
+            let job_shared = shared.clone();
+            let job_handler = handler.clone();
+            let job_config = config.clone();
+            let job = Box::new(move || {
+                run_stream(&*job_handler, &job_shared, &job_config, new, peer);
+                job_shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+                job_shared.wake();
+            });
+            if core.submit_job(job).is_err() {
+                log::debug!("no thread for stream {} of {peer:?}: refused", id.value());
+                core.served_requests.fetch_sub(1, Ordering::Relaxed);
+                let mut st = lock(&shared.state);
+                st.streams.remove(&id.value());
+                st.conn.reset(id, Reason::RefusedStream);
+                drop(st);
+                shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+                shared.wake();
+            }
+        }
     }
 }
 
@@ -629,6 +684,9 @@ fn wait<'a>(
     deadline: Option<Instant>,
     what: &str,
 ) -> io::Result<MutexGuard<'a, State>> {
+    // Only the event loop can end this wait: if this thread runs it (a handler called
+    // inline), it passes to a spare thread first.
+    release_loop_before_blocking();
     match deadline {
         None => Ok(shared.changed.wait(st).unwrap_or_else(|p| p.into_inner())),
         Some(at) => {
@@ -664,7 +722,7 @@ impl BodySource for H2Body<'_> {
                 .expect("valid response");
             // Fails only if the stream is gone, which the loop below reports.
             let _ = st.conn.send_response(self.id, &go_ahead, false);
-            self.shared.waker.wake();
+            self.shared.wake();
         }
         loop {
             let st_ref = &mut *st;
@@ -683,7 +741,7 @@ impl BodySource for H2Body<'_> {
                 let flush = st_ref.conn.wants_write();
                 drop(st);
                 if flush {
-                    self.shared.waker.wake();
+                    self.shared.wake();
                 }
                 return Ok(n);
             }
@@ -772,7 +830,7 @@ impl H2Sink<'_> {
         let mut st = lock(&self.shared.state);
         let r = st.conn.send_response(self.id, res, end);
         drop(st);
-        self.shared.waker.wake();
+        self.shared.wake();
         r.map_err(|e| {
             self.state = SinkState::Failed;
             send_err(e)
@@ -801,14 +859,14 @@ impl H2Sink<'_> {
             match st.conn.send_data(self.id, data, end) {
                 Ok(n) if n > 0 || data.is_empty() => {
                     drop(st);
-                    self.shared.waker.wake();
+                    self.shared.wake();
                     return Ok(n);
                 }
                 Ok(_) => {
                     // Blocked on window or output room: the loop writes what is queued
                     // (it takes no lock of ours first), and a Capacity event wakes us.
                     if st.conn.wants_write() {
-                        self.shared.waker.wake();
+                        self.shared.wake();
                     }
                     st = wait(self.shared, st, deadline, "response write timed out")
                         .inspect_err(|_| self.state = SinkState::Failed)?;
@@ -873,7 +931,7 @@ impl ResponseSink for H2Sink<'_> {
             let mut st = lock(&self.shared.state);
             let r = st.conn.send_trailers(self.id, &trailers);
             drop(st);
-            self.shared.waker.wake();
+            self.shared.wake();
             r.map_err(|e| {
                 self.state = SinkState::Failed;
                 send_err(e)
