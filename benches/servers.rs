@@ -154,8 +154,9 @@ struct Measure {
     h2: Option<H2Counts>,
 }
 
-/// What h2load said beyond requests/s. Everything but `succeeded` and `mean_ms` is a
-/// kind of error.
+/// What h2load said beyond requests/s. `failed` counts every request that did not
+/// succeed (network and HTTP level); `errored` is its network-level part and `timeout`
+/// a part of that.
 #[derive(Debug, Clone, Default)]
 struct H2Counts {
     done: u64,
@@ -354,26 +355,33 @@ fn run_h2load(
     let err_text = err_reader.join().unwrap_or_default();
 
     let (rps, mut counts) = parse_h2load(&text);
+    if counts.broken.is_none() && counts.succeeded == 0 {
+        // h2load reports a server that speaks no HTTP/2, or whose connections all
+        // died during the warm-up, as a clean run of zero requests.
+        counts.broken = Some("no request succeeded".into());
+    }
+    let exited_ok = status.is_some_and(|s| s.success());
     if killed {
         counts.broken = Some(format!("h2load killed after {} s", secs + warmup + 30));
-    } else if !status.is_some_and(|s| s.success()) || counts.broken.is_some() {
-        let why = err_text
-            .lines()
-            .chain(text.lines())
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no output")
-            .to_string();
-        counts.broken = Some(format!("h2load failed ({status:?}): {why}"));
+    } else if !exited_ok || counts.broken.is_some() {
+        // Add what h2load itself said on stderr (its stdout is only the report).
+        let mut why = counts.broken.take().unwrap_or_default();
+        if !exited_ok {
+            why = format!("h2load exited with {status:?}; {why}");
+        }
+        if let Some(said) = err_text.lines().find(|l| !l.trim().is_empty()) {
+            why = format!("{why}; h2load: {}", said.trim());
+        }
+        counts.broken = Some(why);
     }
     let mut m = Measure {
         rps,
         p99_ms: counts.mean_ms,
         rss_mib: rss_mib(pid),
-        errors: counts.failed
-            + counts.errored
-            + counts.timeout
-            + counts.non_2xx
-            + u64::from(counts.broken.is_some()),
+        // h2load's `failed` includes `errored` (network level, RST_STREAM), which
+        // includes `timeout`, and HTTP-level failures; `non_2xx` adds any 3xx it
+        // counted as a success.
+        errors: counts.failed.max(counts.non_2xx) + u64::from(counts.broken.is_some()),
         ..Default::default()
     };
     if let (Some(c0), Some(c1)) = (cpu0, cpu1) {
@@ -644,8 +652,8 @@ fn h2_notes(ms: &[Measure]) -> Vec<String> {
     let mut notes = Vec::new();
     let kinds = [
         ("failed", sum(|c| c.failed)),
-        ("errored", sum(|c| c.errored)),
-        ("timed out", sum(|c| c.timeout)),
+        ("errored (of the failed)", sum(|c| c.errored)),
+        ("timed out (of the errored)", sum(|c| c.timeout)),
         ("non-2xx", sum(|c| c.non_2xx)),
     ];
     let bad: Vec<String> = kinds
