@@ -187,7 +187,8 @@ const RESPONSE_LEN: usize = 6 << 20;
 /// An HTTP/1.1 upstream written from raw sockets, so the test sees the bytes the proxy
 /// put on the wire rather than what a server library made of them. Each request is
 /// answered with `RESPONSE_LEN` bytes of `pattern(_, 7)` in 64 KiB chunks, plus
-/// hop-by-hop fields the proxy must drop before they reach an HTTP/2 client.
+/// hop-by-hop fields the proxy must drop before they reach an HTTP/2 client, and a
+/// trailer field it must pass on.
 fn raw_upstream() -> (std::net::SocketAddr, mpsc::Receiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -286,7 +287,7 @@ fn serve_raw(conn: TcpStream, tx: mpsc::Sender<Seen>) {
                 return;
             }
         }
-        if out.write_all(b"0\r\n\r\n").is_err() {
+        if out.write_all(b"0\r\nx-checksum: done\r\n\r\n").is_err() {
             return;
         }
     }
@@ -435,6 +436,10 @@ fn check_client_response(head_file: &Path, body_file: &Path) {
         assert!(!lower.contains(gone), "{gone} reached the client: {head}");
     }
     assert!(lower.contains("x-upstream: yes"), "{head}");
+    // The upstream's chunked trailer arrives as the HTTP/2 trailer block (curl writes
+    // it after the head's empty line).
+    let (_, trailers) = head.split_once("\r\n\r\n").unwrap();
+    assert_eq!(trailers, "x-checksum: done\r\n", "{head}");
     let body = std::fs::read(body_file).unwrap();
     assert_eq!(body.len(), RESPONSE_LEN, "the whole response arrived");
     assert_eq!(
