@@ -12,7 +12,7 @@
 //!   upstream is always spoken to in HTTP/1.1. An HTTP/2 request body has no framing
 //!   of its own (DATA frames until END_STREAM, usually without `Content-Length`), so it
 //!   goes upstream chunked; `:authority` becomes `X-Forwarded-Host` as `Host` does for
-//!   HTTP/1.x, and split `Cookie` fields are joined into one (RFC 9113 §8.2.3).
+//!   HTTP/1.x (split `Cookie` fields arrive joined: the server does that for HTTP/2).
 //!
 //! Try HTTP/2: `curl --http2-prior-knowledge -T bigfile http://127.0.0.1:8080/upload`.
 #![allow(dead_code)]
@@ -94,7 +94,6 @@ impl ReverseProxy {
         if let Some(host) = host {
             headers.insert(HeaderName::from_static("x-forwarded-host"), host);
         }
-        join_cookies(&mut headers);
         headers.insert(
             HeaderName::from_static("x-forwarded-proto"),
             HeaderValue::from_static("http"),
@@ -193,24 +192,6 @@ fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
         }
-    }
-}
-
-/// Joins several `Cookie` fields into one: HTTP/2 clients may send each cookie as its
-/// own field for better compression, but an HTTP/1.1 request must carry one field
-/// (RFC 9113 §8.2.3, RFC 6265 §5.4).
-fn join_cookies(headers: &mut HeaderMap) {
-    if headers.get_all(header::COOKIE).iter().count() < 2 {
-        return;
-    }
-    let joined: Vec<u8> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect::<Vec<_>>()
-        .join(&b"; "[..]);
-    if let Ok(value) = HeaderValue::from_bytes(&joined) {
-        headers.insert(header::COOKIE, value);
     }
 }
 

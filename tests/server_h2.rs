@@ -519,3 +519,29 @@ fn server_settings_apply_over_http2_date_head_limit_and_expect_continue() {
     assert!(log.contains("HTTP/2 100"), "{log}");
     assert_eq!(String::from_utf8_lossy(&got), "payload");
 }
+
+#[test]
+fn split_cookie_fields_reach_the_handler_joined() {
+    if !tool_available("curl") {
+        return;
+    }
+    let server = serve(|req: Request, res: Response| {
+        let cookies: Vec<String> = req
+            .headers()
+            .get_all("cookie")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        res.send(format!("{cookies:?}").as_bytes()).ok();
+    });
+    // curl sends each -H Cookie as its own HTTP/2 field.
+    let got = curl(&[
+        "--http2-prior-knowledge",
+        "-H",
+        "Cookie: a=1",
+        "-H",
+        "Cookie: b=2",
+        &format!("http://{}/", server.local_addr()),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&got), r#"["a=1; b=2"]"#);
+}

@@ -445,10 +445,9 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                 });
             }
             Event::HeadersTooLarge { id, end_stream } => {
-                let res = http::Response::builder()
-                    .status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-                    .body(())
-                    .expect("valid response");
+                let mut res = http::Response::new(());
+                *res.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+                insert_date(res.headers_mut());
                 let _ = conn.send_response(id, &res, true);
                 if !end_stream {
                     conn.reset(id, Reason::NoError);
@@ -575,7 +574,8 @@ fn run_stream<H: Handler + ?Sized>(
         end_stream,
         upgrade_body,
     } = new;
-    let (parts, ()) = head.into_parts();
+    let (mut parts, ()) = head.into_parts();
+    join_cookies(&mut parts.headers);
     let mut body = H2Body {
         shared,
         id,
@@ -631,10 +631,9 @@ fn run_stream<H: Handler + ?Sized>(
     match sink.state {
         SinkState::Done => {}
         SinkState::Fresh | SinkState::Abandoned if outcome.is_err() => {
-            let res = http::Response::builder()
-                .status(StatusCode::INTERNAL_SERVER_ERROR)
-                .body(())
-                .expect("valid response");
+            let mut res = http::Response::new(());
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            insert_date(res.headers_mut());
             if st.conn.send_response(id, &res, true).is_err() {
                 st.conn.reset(id, Reason::InternalError);
             }
@@ -656,6 +655,35 @@ fn run_stream<H: Handler + ?Sized>(
         }
     }
     drop(st);
+}
+
+/// A `Date` field unless the handler set one, as over HTTP/1.1 (RFC 9110 §6.6.1).
+fn insert_date(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::DATE) {
+        with_http_date(|date| {
+            if let Ok(v) = HeaderValue::from_bytes(date) {
+                headers.insert(header::DATE, v);
+            }
+        });
+    }
+}
+
+/// HTTP/2 may split `Cookie` into one field per cookie for better compression; they
+/// are joined with "; " before the request reaches a handler (RFC 9113 §8.2.3), so it
+/// sees what HTTP/1.1 would have carried.
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (values.next(), values.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for v in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
+    }
 }
 
 /// `Expect: 100-continue` (RFC 9110 §10.1.1), which HTTP/2 keeps.
@@ -807,14 +835,7 @@ impl H2Sink<'_> {
         ] {
             headers.remove(name);
         }
-        if !headers.contains_key(header::DATE) {
-            // As over HTTP/1.1 (RFC 9110 §6.6.1).
-            with_http_date(|date| {
-                if let Ok(v) = HeaderValue::from_bytes(date) {
-                    headers.insert(header::DATE, v);
-                }
-            });
-        }
+        insert_date(&mut headers);
         if let Some(len) = len {
             if !headers.contains_key(header::CONTENT_LENGTH) {
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
