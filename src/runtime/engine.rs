@@ -200,11 +200,12 @@ thread_local! {
 }
 
 /// Called by a socket just before it blocks: if this thread runs an event loop, the loop
-/// goes to a spare thread so its other connections keep being served.
-pub(crate) fn release_loop_before_blocking() {
+/// goes to a spare thread so its other connections keep being served. True when it did.
+pub(crate) fn release_loop_before_blocking() -> bool {
     let owner = OWNER.with(|o| o.borrow_mut().take());
-    if let Some(owner) = owner {
-        owner.core.hand_off(owner.index, owner.gen);
+    match owner {
+        Some(owner) => owner.core.hand_off(owner.index, owner.gen),
+        None => false,
     }
 }
 
@@ -234,14 +235,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl EngineCore {
-    fn hand_off(&self, index: usize, gen: u64) {
+    /// Passes loop `index` to another thread if generation `gen` still owns it; true
+    /// when it did.
+    fn hand_off(&self, index: usize, gen: u64) -> bool {
         let lp = &self.loops[index];
         if lp
             .gen
             .compare_exchange(gen, gen + 1, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return;
+            return false;
         }
         lp.owned.store(false, Ordering::Release);
         // Unbounded channel, but at most one live assignment per loop is ever useful;
@@ -253,6 +256,7 @@ impl EngineCore {
         if self.idle_threads.load(Ordering::Acquire) == 0 {
             self.spawn_thread();
         }
+        true
     }
 
     /// Starts another engine thread, unless the bound is reached.
@@ -312,7 +316,7 @@ impl EngineCore {
 
     /// Threads that may run jobs at once: the rest stay free to run the event loops, so
     /// a loop never waits for a thread held by a handler that waits for that loop.
-    fn job_thread_limit(&self) -> usize {
+    pub(crate) fn job_thread_limit(&self) -> usize {
         self.max_threads.saturating_sub(self.loops.len()).max(1)
     }
 
@@ -814,11 +818,11 @@ impl<H: Handler> Engine<H> {
     }
 
     /// Drives an HTTP/2 connection's I/O until it would block, then parks or closes it,
-    /// and runs the requests that arrived once it is parked (see [`NewStreams::run`]):
+    /// and runs the requests that arrived once it is parked (see [`StreamRunner::run`]):
     /// the connection is always back in its slot, drivable by the loop, while a
     /// handler runs.
     ///
-    /// [`NewStreams::run`]: h2conn::NewStreams::run
+    /// [`StreamRunner::run`]: h2conn::StreamRunner::run
     fn serve_h2(&self, lp: &EventLoop, mut conn: Box<Conn>, scratch: &mut Scratch) {
         let core = &self.core;
         loop {
@@ -827,7 +831,7 @@ impl<H: Handler> Engine<H> {
             };
             core.emit_id(conn.id, conn.peer, ConnState::Active);
             let next = h2conn::drive(h2, &conn.socket, core, &mut scratch.read);
-            let streams = h2.take_new_streams();
+            let runner = h2.runner(core);
             let deadline = match next {
                 H2Next::Park(deadline) => deadline,
                 H2Next::Close => {
@@ -839,7 +843,7 @@ impl<H: Handler> Engine<H> {
             };
             // TLS: decrypted bytes wait inside the session; no edge will announce them.
             let revisit = conn.socket.must_not_park();
-            if streams.is_empty() {
+            let Some(runner) = runner else {
                 if revisit {
                     continue;
                 }
@@ -854,12 +858,12 @@ impl<H: Handler> Engine<H> {
                         continue;
                     }
                 }
-            }
+            };
             if let Some(cut) = self.park_and_queue(lp, conn, deadline, revisit) {
                 let _ = cut.socket.shutdown(std::net::Shutdown::Both);
                 return self.release(lp, cut);
             }
-            streams.run(&self.handler, core);
+            runner.run(&self.handler);
             return;
         }
     }

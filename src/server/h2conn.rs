@@ -64,8 +64,9 @@ pub(crate) struct H2Driver {
     config: Arc<Config>,
     /// The request of an `Upgrade: h2c`, to run as stream 1 on the first drive.
     upgraded: Option<(http::Request<()>, Vec<u8>)>,
-    /// Requests received and not yet handed to [`NewStreams::run`].
-    new_streams: Vec<NewStream>,
+    /// The last drive left streams waiting that the connection's share of threads has
+    /// room for: [`H2Driver::runner`] hands them out.
+    runnable: bool,
 }
 
 /// What the loop and the stream handlers share.
@@ -95,6 +96,11 @@ struct State {
     streams: HashMap<u32, StreamBuf>,
     /// The connection is gone: every wait ends with an error.
     broken: bool,
+    /// Streams whose handler runs (or waits for a job thread).
+    running: usize,
+    /// Streams over the connection's share of threads, waiting for one of its running
+    /// handlers to finish.
+    waiting: VecDeque<NewStream>,
 }
 
 #[derive(Default)]
@@ -145,6 +151,8 @@ impl H2Driver {
                     conn,
                     streams: HashMap::new(),
                     broken: false,
+                    running: 0,
+                    waiting: VecDeque::new(),
                 }),
                 changed: Condvar::new(),
                 waker,
@@ -160,26 +168,25 @@ impl H2Driver {
             idle_timeout: config.idle_timeout,
             config: config.clone(),
             upgraded,
-            new_streams: Vec::new(),
+            runnable: false,
         })
     }
 
-    /// Counts a new request as in flight and queues it for [`take_new_streams`].
-    ///
-    /// [`take_new_streams`]: H2Driver::take_new_streams
-    fn add_stream(&mut self, new: NewStream) {
+    /// Queues a new request to run (under the state lock) and counts it as in flight.
+    fn add_stream(&self, waiting: &mut VecDeque<NewStream>, new: NewStream) {
         self.shared.live_streams.fetch_add(1, Ordering::AcqRel);
-        self.new_streams.push(new);
+        waiting.push_back(new);
     }
 
-    /// The requests the last [`drive`] received, to run once the connection is parked.
-    pub fn take_new_streams(&mut self) -> NewStreams {
-        NewStreams {
+    /// The runner of the streams the last [`drive`] left waiting, when the connection
+    /// has room to start some: the engine calls it once the connection is parked.
+    pub fn runner(&mut self, core: &Arc<EngineCore>) -> Option<StreamRunner> {
+        std::mem::take(&mut self.runnable).then(|| StreamRunner {
             shared: self.shared.clone(),
             config: self.config.clone(),
+            core: core.clone(),
             peer: self.peer,
-            streams: std::mem::take(&mut self.new_streams),
-        }
+        })
     }
 
     /// No stream is in flight (no handler running). Takes no lock.
@@ -224,8 +231,7 @@ fn write_out(conn: &mut Connection, socket: &Socket) -> io::Result<bool> {
 
 /// Serves the connection until reading and writing would both block (or there is
 /// nothing to do), then tells the engine to park or close it. Requests that arrived
-/// wait in [`H2Driver::take_new_streams`]: the engine runs them once the connection is
-/// parked. `read_buf` is the thread's read buffer, reused across connections.
+/// wait for [`H2Driver::runner`]: the engine runs them once the connection is parked. `read_buf` is the thread's read buffer, reused across connections.
 pub(crate) fn drive(
     d: &mut H2Driver,
     socket: &Socket,
@@ -249,12 +255,13 @@ pub(crate) fn drive(
                 ..StreamBuf::default()
             },
         );
-        d.add_stream(NewStream {
+        let new = NewStream {
             id: StreamId::new(1),
             head,
             end_stream: body.is_empty(),
             upgrade_body: body,
-        });
+        };
+        d.add_stream(&mut st.waiting, new);
     }
     if core.stopping.load(Ordering::Acquire) && !d.going_away {
         d.going_away = true;
@@ -323,6 +330,7 @@ pub(crate) fn drive(
             break;
         }
     }
+    d.runnable = !st.waiting.is_empty() && st.running < handlers_per_connection(core);
     if d.read_closed {
         log::debug!("HTTP/2 peer {:?} closed the connection", d.peer);
         return close(&shared, st);
@@ -417,11 +425,16 @@ fn feed_buffered(d: &mut H2Driver, st: &mut State) -> Result<(), ()> {
     result.map(|_| ())
 }
 
-/// Handles the queued events; true when a handler may need waking. New requests are
-/// queued for [`H2Driver::take_new_streams`].
+/// Handles the queued events; true when a handler may need waking. New requests wait
+/// in the connection's queue for [`H2Driver::runner`].
 fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
     let mut woke = false;
-    let State { conn, streams, .. } = st;
+    let State {
+        conn,
+        streams,
+        waiting,
+        ..
+    } = st;
     while let Some(ev) = conn.poll_event() {
         match ev {
             Event::Request {
@@ -437,12 +450,13 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                         ..StreamBuf::default()
                     },
                 );
-                d.add_stream(NewStream {
+                let new = NewStream {
                     id,
                     head,
                     end_stream,
                     upgrade_body: Vec::new(),
-                });
+                };
+                d.add_stream(waiting, new);
             }
             Event::HeadersTooLarge { id, end_stream } => {
                 let mut res = http::Response::new(());
@@ -503,61 +517,85 @@ pub(crate) struct NewStream {
     upgrade_body: Vec<u8>,
 }
 
-/// The requests one [`drive`] received, to run once the connection is parked.
-pub(crate) struct NewStreams {
+/// Starts a connection's waiting streams.
+#[derive(Clone)]
+pub(crate) struct StreamRunner {
     shared: Arc<Shared>,
     config: Arc<Config>,
+    core: Arc<EngineCore>,
     peer: Option<SocketAddr>,
-    streams: Vec<NewStream>,
 }
 
-impl NewStreams {
-    pub fn is_empty(&self) -> bool {
-        self.streams.is_empty()
-    }
-
-    /// Runs each stream's handler: here, on the thread that runs the event loop, while
-    /// it still does and a job slot is free (no thread switch, and the responses of a
-    /// batch leave in one write); otherwise as an engine job. Either way a handler that
-    /// blocks releases the loop first (see [`wait`]) and counts against the job limit,
-    /// so a loop never waits for a thread held by a handler that waits for that loop.
-    pub fn run<H: Handler>(self, handler: &Arc<H>, core: &Arc<EngineCore>) {
-        let NewStreams {
-            shared,
-            config,
-            peer,
-            streams,
-        } = self;
-        for new in streams {
-            core.served_requests.fetch_add(1, Ordering::Relaxed);
+impl StreamRunner {
+    /// Starts the connection's waiting streams, as many as its share of threads allows
+    /// ([`handlers_per_connection`]): here, on the thread that runs the event loop,
+    /// while it still does and a job slot is free (no thread switch, and the answers to
+    /// a batch of requests leave in one write), otherwise as engine jobs. A handler
+    /// that must wait releases the loop first (see [`wait`]) and counts against the job
+    /// limit, so a loop never waits for a thread held by a handler that waits for that
+    /// loop; the loop's next owner then starts the streams behind it.
+    ///
+    /// Further streams wait for one of the connection's handlers to finish and then run
+    /// on its thread, so a few connections full of stalled streams cannot take every
+    /// thread.
+    pub fn run<H: Handler>(self, handler: &Arc<H>) {
+        let core = &self.core;
+        while let Some(new) = self.next() {
             if owns_event_loop() && core.reserve_job_thread() {
-                run_stream(&**handler, &shared, &config, new, peer);
+                self.run_one(&**handler, new);
                 core.release_job_thread();
-                shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-                shared.wake();
                 continue;
             }
             let id = new.id;
-            let job_shared = shared.clone();
+            let runner = self.clone();
             let job_handler = handler.clone();
-            let job_config = config.clone();
             let job = Box::new(move || {
-                run_stream(&*job_handler, &job_shared, &job_config, new, peer);
-                job_shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-                job_shared.wake();
+                runner.run_one(&*job_handler, new);
+                while let Some(more) = runner.next() {
+                    runner.run_one(&*job_handler, more);
+                }
             });
             if core.submit_job(job).is_err() {
-                log::debug!("no thread for stream {} of {peer:?}: refused", id.value());
-                core.served_requests.fetch_sub(1, Ordering::Relaxed);
-                let mut st = lock(&shared.state);
+                log::debug!(
+                    "no thread for stream {} of {:?}: refused",
+                    id.value(),
+                    self.peer
+                );
+                let mut st = lock(&self.shared.state);
+                st.running -= 1;
                 st.streams.remove(&id.value());
                 st.conn.reset(id, Reason::RefusedStream);
                 drop(st);
-                shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-                shared.wake();
+                self.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+                self.shared.wake();
             }
         }
     }
+
+    /// The next waiting stream, if the connection may start one now.
+    fn next(&self) -> Option<NewStream> {
+        let mut st = lock(&self.shared.state);
+        if st.running >= handlers_per_connection(&self.core) {
+            return None;
+        }
+        let new = st.waiting.pop_front()?;
+        st.running += 1;
+        Some(new)
+    }
+
+    fn run_one<H: Handler + ?Sized>(&self, handler: &H, new: NewStream) {
+        run_stream(handler, &self.shared, &self.config, new, self.peer);
+        self.core.served_requests.fetch_add(1, Ordering::Relaxed);
+        self.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+        lock(&self.shared.state).running -= 1;
+        self.shared.wake();
+    }
+}
+
+/// How many stream handlers one connection may run at once: an eighth of the threads
+/// handlers may hold (at least 4).
+fn handlers_per_connection(core: &EngineCore) -> usize {
+    (core.job_thread_limit() / 8).max(4)
 }
 
 /// Runs the handler for one stream (on a job thread) and settles the stream after it.
@@ -713,8 +751,11 @@ fn wait<'a>(
     what: &str,
 ) -> io::Result<MutexGuard<'a, State>> {
     // Only the event loop can end this wait: if this thread runs it (a handler called
-    // inline), it passes to a spare thread first.
-    release_loop_before_blocking();
+    // inline), it passes to a spare thread first, whose first task is to start the
+    // streams queued behind this one.
+    if release_loop_before_blocking() && !st.waiting.is_empty() {
+        shared.wake();
+    }
     match deadline {
         None => Ok(shared.changed.wait(st).unwrap_or_else(|p| p.into_inner())),
         Some(at) => {
@@ -948,6 +989,14 @@ impl ResponseSink for H2Sink<'_> {
     }
 
     fn end(&mut self) -> io::Result<()> {
+        if self.state == SinkState::Failed {
+            // Part of the body was lost: ending the stream would pass a truncated body
+            // off as whole; it is reset once the handler returns.
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the response body is incomplete after a failed write",
+            ));
+        }
         if let Some(trailers) = self.trailers.take() {
             let mut st = lock(&self.shared.state);
             let r = st.conn.send_trailers(self.id, &trailers);
