@@ -71,9 +71,10 @@ impl Prober {
 /// machine has 2 cores shared by the attacker, the server and other tests.
 const PROMPT: Duration = Duration::from_secs(2);
 
-/// CVE-2023-44487: streams opened and reset at once, in a loop. After the burst of the
-/// reset budget the server answers GOAWAY ENHANCE_YOUR_CALM and closes; meanwhile other
-/// clients are served. Eight attack connections in a row.
+/// CVE-2023-44487: streams opened and reset at once, in a loop (and its variant where the
+/// client makes the server reset them). After the burst of the reset budget the server
+/// answers GOAWAY ENHANCE_YOUR_CALM and closes; meanwhile other clients are served.
+/// Eight attack connections in a row.
 #[test]
 fn rapid_reset() {
     let server = ServerProcess::start(SERVER, &[]);
@@ -86,7 +87,13 @@ fn rapid_reset() {
         for i in 0..5000u32 {
             let id = 1 + 2 * i;
             bytes.extend(c.request(id, "GET", "/", true));
-            bytes.extend(rst(id, CANCEL));
+            if round % 2 == 0 {
+                bytes.extend(rst(id, CANCEL));
+            } else {
+                // "MadeYouReset" (CVE-2025-8671): DATA after END_STREAM makes the server
+                // reset the stream (STREAM_CLOSED), which costs the same budget.
+                bytes.extend(frame(DATA, 0, id, b"x"));
+            }
         }
         flood(&mut c, &bytes, 16 * 1024);
         let seen = c.observe_to_close(Duration::from_secs(5));
@@ -100,7 +107,7 @@ fn rapid_reset() {
     }
     prober.finish(PROMPT);
     Cost {
-        name: "rapid reset (8 connections x 5000 HEADERS+RST_STREAM)",
+        name: "rapid reset (8 connections x 5000 HEADERS + RST_STREAM or DATA after END_STREAM)",
         before,
         after: server.usage(),
         wall: t.elapsed(),

@@ -114,6 +114,8 @@ pub struct Usage {
     pub rss_kib: u64,
     /// VmHWM (peak RSS since start), KiB.
     pub hwm_kib: u64,
+    /// Threads.
+    pub threads: u64,
 }
 
 pub fn usage(pid: u32) -> Usage {
@@ -137,6 +139,7 @@ pub fn usage(pid: u32) -> Usage {
         cpu: Duration::from_millis(ticks * 1000 / hz),
         rss_kib: field("VmRSS:"),
         hwm_kib: field("VmHWM:"),
+        threads: field("Threads:"),
     }
 }
 
@@ -284,14 +287,17 @@ impl Cost {
     /// Prints the figures and asserts the bounds.
     pub fn check(&self, max_cpu: Duration, max_growth_mib: u64) {
         eprintln!(
-            "ATTACK {}: server CPU {} ms over {} ms; RSS {} KiB -> {} KiB (peak {} KiB, +{} KiB)",
+            "ATTACK {}: server CPU {} ms over {} ms; RSS {} KiB -> {} KiB (peak {} KiB, +{} KiB); \
+             threads {} -> {}",
             self.name,
             self.cpu().as_millis(),
             self.wall.as_millis(),
             self.before.rss_kib,
             self.after.rss_kib,
             self.after.hwm_kib,
-            self.peak_growth_kib()
+            self.peak_growth_kib(),
+            self.before.threads,
+            self.after.threads,
         );
         assert!(
             self.cpu() < max_cpu,
