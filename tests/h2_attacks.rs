@@ -364,6 +364,49 @@ fn ping_flood() {
     probes(server.addr, PROMPT);
 }
 
+/// Floods of frames that carry nothing: empty DATA frames without END_STREAM on an open
+/// stream, PRIORITY frames, frames of an unknown type (which a receiver must otherwise
+/// ignore). Each is bounded: GOAWAY ENHANCE_YOUR_CALM.
+#[test]
+fn empty_frame_floods() {
+    let server = ServerProcess::start(SERVER, &[]);
+    let before = server.usage();
+    let t = Instant::now();
+    let prober = Prober::start(server.addr);
+    for round in 0..6 {
+        let mut c = RawH2::handshake(server.addr, &[]);
+        let mut bytes = settings_ack();
+        bytes.extend(c.request(1, "POST", "/hold", false));
+        let one = match round % 3 {
+            0 => frame(DATA, 0, 1, &[]),
+            1 => frame(PRIORITY, 0, 3, &[0, 0, 0, 1, 16]),
+            _ => frame(0x20, 0, 0, b"??"),
+        };
+        for _ in 0..50_000 {
+            bytes.extend_from_slice(&one);
+        }
+        flood(&mut c, &bytes, 64 * 1024);
+        let seen = c.observe_to_close(Duration::from_secs(5));
+        assert_eq!(
+            seen.goaway_code(),
+            Some(ENHANCE_YOUR_CALM),
+            "round {round}: {}",
+            seen.describe()
+        );
+        assert!(seen.closed, "round {round}: {}", seen.describe());
+    }
+    prober.finish(PROMPT);
+    Cost {
+        name: "empty frame floods (2 x 50k each: empty DATA, PRIORITY, unknown type)",
+        before,
+        after: server.usage(),
+        wall: t.elapsed(),
+    }
+    .check(Duration::from_secs(3), 64);
+    server.expect_log_line(&["ENHANCE_YOUR_CALM", "Flood", "sending GOAWAY"]);
+    probes(server.addr, PROMPT);
+}
+
 /// A client that advertises a zero initial window and never sends WINDOW_UPDATE, while
 /// asking for 100 MB responses on 20 streams: the server sends the heads and no DATA,
 /// holds no body bytes for them, and resets each stream when the write timeout (1 s
