@@ -695,14 +695,9 @@ fn garbage_after_the_preface() {
 
 /// Three connections each holding 128 streams whose handlers wait for request bodies
 /// that never come (384 handlers, more than the default thread budget of 256): other
-/// clients' HTTP/2 requests must still be served promptly.
-///
-/// Note: this passes on main 80fa53f only because of the bug that
-/// `a_blocked_handler_does_not_hold_back_the_streams_behind_it` shows (only the first
-/// handler of each batch runs; the other 127 streams wait behind it). Before ad519cf it
-/// failed: every held stream got a thread and, with no per-connection cap on running
-/// handlers, a few connections took the whole thread budget. Once that bug is fixed this
-/// test guards against the starvation coming back.
+/// clients' HTTP/2 requests must still be served promptly. (Before ee2fed5 nothing
+/// shared the thread budget between connections and this failed: a few connections
+/// took every thread.)
 #[test]
 fn held_streams_of_a_few_connections_do_not_starve_others() {
     let server = ServerProcess::start(SERVER, &[]);
@@ -746,13 +741,9 @@ fn held_streams_of_a_few_connections_do_not_starve_others() {
 
 /// A handler whose body write fails (here: the client's window stays shut past the write
 /// timeout) and that then just returns, dropping its response: the body is incomplete,
-/// so the stream must be reset, never ended with END_STREAM as if it were whole.
-///
-/// Fails today: `H2Sink::end` (src/server/h2conn.rs) sends an empty DATA with END_STREAM
-/// even when the sink is `Failed`, so the client sees a complete, truncated body.
+/// so the stream must be reset, never ended with END_STREAM as if it were whole (it was
+/// before ee2fed5).
 #[test]
-#[ignore = "bug in src/server/h2conn.rs (H2Sink::end ignores SinkState::Failed): a \
-            dropped response after a failed write is ended with END_STREAM, not reset"]
 fn a_failed_body_is_not_ended_as_complete() {
     use spindle::server::{Request, Response, Server};
     use std::io::Write;
@@ -794,15 +785,8 @@ fn a_failed_body_is_not_ended_as_complete() {
 
 /// Streams that arrive together: the first one's handler waits for its request body; the
 /// ones behind it must be answered meanwhile (DESIGN.md rule 3: a blocked handler blocks
-/// only its stream).
-///
-/// Fails on main 80fa53f: `NewStreams::run` (src/server/h2conn.rs) runs the batch's
-/// handlers one after another on the loop's thread; when one blocks it releases the loop
-/// but the rest of the batch stays in that thread's `for` loop until the handler returns
-/// (here until stream 1's body comes, or `read_timeout`).
+/// only its stream). Between ad519cf and ee2fed5 they waited behind it.
 #[test]
-#[ignore = "bug in src/server/h2conn.rs (NewStreams::run): streams received in the same \
-            batch wait behind an inline handler that blocks on its request body"]
 fn a_blocked_handler_does_not_hold_back_the_streams_behind_it() {
     let server = ServerProcess::start(SERVER, &[]);
     let mut c = RawH2::handshake(server.addr, &[]);
