@@ -120,12 +120,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The receive window of a stream whose handler has not read yet (our
+/// SETTINGS_INITIAL_WINDOW_SIZE). Streams waiting for a thread may hold
+/// `max_concurrent_streams` × this of the connection window: small enough that the
+/// streams being read always find connection window (128 × 16 KiB = 2 MiB of 4 MiB).
+const WAITING_STREAM_WINDOW: u32 = 16 * 1024;
+
+/// The receive window of a stream whose handler reads its body: enough for an upload
+/// at full loopback speed.
+const READING_STREAM_WINDOW: u32 = 1 << 20;
+
 /// The server's limits, in HTTP/2 terms: the bound on a request head becomes the header
 /// list size we advertise and enforce (431 above it, as in HTTP/1.1).
 fn protocol_config(config: &Config) -> proto::Config {
+    let defaults = proto::Config::default();
+    debug_assert!(
+        u64::from(defaults.max_concurrent_streams) * u64::from(WAITING_STREAM_WINDOW)
+            <= u64::from(defaults.initial_connection_window) / 2
+    );
     proto::Config {
         max_header_list_size: u32::try_from(config.max_head_bytes()).unwrap_or(u32::MAX),
-        ..proto::Config::default()
+        initial_stream_window: WAITING_STREAM_WINDOW,
+        ..defaults
     }
 }
 
@@ -626,6 +642,7 @@ fn run_stream<H: Handler + ?Sized>(
         upgrade_body: io::Cursor::new(upgrade_body),
         // `100 Continue` goes out with the first body read, as in HTTP/1.1.
         continue_pending: !end_stream && expects_continue(&parts.headers),
+        reading: false,
     };
     let wants_continue = body.continue_pending;
     let mut sink = H2Sink {
@@ -746,6 +763,8 @@ struct H2Body<'a> {
     upgrade_body: io::Cursor<Vec<u8>>,
     /// The client waits for `100 Continue` before sending the body.
     continue_pending: bool,
+    /// The handler has read (so the stream's window was grown).
+    reading: bool,
 }
 
 fn wait<'a>(
@@ -787,6 +806,12 @@ impl BodySource for H2Body<'_> {
         }
         let deadline = self.read_timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.shared.state);
+        if !self.reading {
+            // From here on the body has a reader: give it the window of a fast upload.
+            self.reading = true;
+            st.conn.grow_recv_window(self.id, READING_STREAM_WINDOW);
+            self.shared.wake();
+        }
         if self.continue_pending {
             self.continue_pending = false;
             let go_ahead = http::Response::builder()

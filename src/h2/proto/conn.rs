@@ -870,7 +870,7 @@ impl Connection {
             }
         } else if s.recv_open {
             s.pending_update += n;
-            let threshold = u64::from((self.local_init_window / 2).max(1));
+            let threshold = update_threshold(self.local_init_window, s);
             if s.pending_update >= threshold && self.error.is_none() {
                 let inc = s.pending_update.min(u64::from(MAX_WINDOW_SIZE)) as u32;
                 s.pending_update -= u64::from(inc);
@@ -906,8 +906,8 @@ impl Connection {
     /// After our initial window shrank, credit already released may now exceed the
     /// WINDOW_UPDATE threshold of streams that will receive nothing more until it is sent.
     fn flush_stream_updates(&mut self) {
-        let threshold = u64::from((self.local_init_window / 2).max(1));
         for (&id, s) in self.streams.iter_mut() {
+            let threshold = update_threshold(self.local_init_window, s);
             if !s.closed && s.recv_open && s.pending_update >= threshold {
                 let inc = s.pending_update.min(u64::from(MAX_WINDOW_SIZE)) as u32;
                 s.pending_update -= u64::from(inc);
@@ -919,6 +919,49 @@ impl Connection {
                 .encode(&mut self.out);
             }
         }
+    }
+
+    /// Grows the receive window of stream `id` to `window` bytes (from our
+    /// SETTINGS_INITIAL_WINDOW_SIZE, or an earlier growth), with a WINDOW_UPDATE; it
+    /// stays that size as the application releases what it read. A server advertises a
+    /// small initial window, so streams nobody reads yet hold little of the connection
+    /// window, and grows it when a handler starts reading. Does nothing for a stream
+    /// whose window is already that size or larger, or that receives no more.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use spindle::h2::proto::{Config, Connection, Event};
+    /// let now = Instant::now();
+    /// let mut client = Connection::client(Config::default(), now);
+    /// let small = Config { initial_stream_window: 16 * 1024, ..Config::default() };
+    /// let mut server = Connection::server(small, now);
+    /// let req = http::Request::post("http://x/up").body(()).unwrap();
+    /// let id = client.open_stream(&req, false).unwrap();
+    /// server.recv(&client.take_output()).unwrap();
+    /// client.recv(&server.take_output()).unwrap();
+    /// assert_eq!(client.send_capacity(id), 16 * 1024);
+    /// server.grow_recv_window(id, 1 << 20);
+    /// client.recv(&server.take_output()).unwrap();
+    /// assert_eq!(client.send_capacity(id), 1 << 20);
+    /// ```
+    pub fn grow_recv_window(&mut self, id: StreamId, window: u32) {
+        let init = self.local_init_window;
+        let Some(s) = self.streams.get_mut(&id.value()) else {
+            return;
+        };
+        let current = u64::from(init) + u64::from(s.extra_window);
+        let window = u64::from(window.min(MAX_WINDOW_SIZE));
+        if s.closed || !s.recv_open || window <= current || self.error.is_some() {
+            return;
+        }
+        let inc = (window - current) as u32;
+        s.extra_window += inc;
+        s.recv_window += i64::from(inc);
+        WindowUpdate {
+            stream_id: id,
+            increment: inc,
+        }
+        .encode(&mut self.out);
     }
 
     /// Send a PING; its answer arrives as [`Event::PingAck`].
@@ -1729,6 +1772,11 @@ impl Connection {
             _ => Ok(()),
         }
     }
+}
+
+/// Released bytes worth a WINDOW_UPDATE: half the stream's full window.
+fn update_threshold(init_window: u32, s: &Stream) -> u64 {
+    ((u64::from(init_window) + u64::from(s.extra_window)) / 2).max(1)
 }
 
 fn clamp_setting(id: SettingId, v: u32) -> u32 {

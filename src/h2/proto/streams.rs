@@ -41,6 +41,8 @@ pub(super) struct Stream {
     pub unreleased: u64,
     /// Bytes released but not yet announced in a WINDOW_UPDATE.
     pub pending_update: u64,
+    /// Receive window granted beyond the initial one (see `grow_recv_window`).
+    pub extra_window: u32,
     /// `content-length` of the incoming message, if any.
     pub content_length: Option<u64>,
     /// Body bytes received.
@@ -70,6 +72,7 @@ impl Stream {
             recv_window: i64::from(recv_window),
             unreleased: 0,
             pending_update: 0,
+            extra_window: 0,
             content_length: None,
             received: 0,
             recv_open: true,
