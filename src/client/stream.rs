@@ -54,10 +54,7 @@ pub trait Stream: Read + Write + Send + 'static {
 
 impl Stream for TcpStream {
     fn try_split(&self) -> Option<io::Result<Box<dyn Stream>>> {
-        Some(
-            TcpStream::try_clone(self)
-                .map(|s| Box::new(s) as Box<dyn Stream>),
-        )
+        Some(TcpStream::try_clone(self).map(|s| Box::new(s) as Box<dyn Stream>))
     }
     fn shutdown(&self) -> io::Result<()> {
         TcpStream::shutdown(self, std::net::Shutdown::Both)
@@ -108,8 +105,7 @@ impl Stream for std::os::unix::net::UnixStream {
     }
     fn try_split(&self) -> Option<io::Result<Box<dyn Stream>>> {
         Some(
-            std::os::unix::net::UnixStream::try_clone(self)
-                .map(|s| Box::new(s) as Box<dyn Stream>),
+            std::os::unix::net::UnixStream::try_clone(self).map(|s| Box::new(s) as Box<dyn Stream>),
         )
     }
     fn shutdown(&self) -> io::Result<()> {

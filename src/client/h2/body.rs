@@ -59,10 +59,7 @@ impl RecvBody {
         let mut st = self.shared.lock();
         if let Some(slot) = st.streams.get(&self.id.value()) {
             if slot.end && slot.buffered() == 0 && slot.reset.is_none() {
-                self.trailers = st
-                    .streams
-                    .remove(&self.id.value())
-                    .and_then(|s| s.trailers);
+                self.trailers = st.streams.remove(&self.id.value()).and_then(|s| s.trailers);
                 self.done = true;
                 drop(self.shared.close_if_unused(st));
             }
@@ -115,7 +112,10 @@ impl Read for RecvBody {
                 if let Some(r) = &mut self.remaining {
                     *r = r.saturating_sub(n as u64);
                 }
-                st.conn.release_capacity(id, n);
+                // Bytes whose window went back on arrival are not released twice.
+                let early = n.min(slot.prereleased);
+                slot.prereleased -= early;
+                st.conn.release_capacity(id, n - early);
                 if st.conn.wants_write() {
                     drop(shared.flush(st));
                 }
@@ -181,7 +181,8 @@ impl Drop for RecvBody {
         };
         // Unread bytes go back to the connection window; an unfinished stream is
         // cancelled so the server stops sending it.
-        st.conn.release_capacity(self.id, slot.buffered());
+        st.conn
+            .release_capacity(self.id, slot.buffered().saturating_sub(slot.prereleased));
         if !slot.end && slot.reset.is_none() {
             st.conn.reset(self.id, Reason::Cancel);
         }

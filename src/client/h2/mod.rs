@@ -133,8 +133,7 @@ impl Builder {
         &self,
         stream: Box<dyn crate::client::Stream>,
     ) -> Result<(SendRequest, Connection)> {
-        let halves =
-            io::split_boxed(stream).map_err(|e| Error::io("splitting the stream", e))?;
+        let halves = io::split_boxed(stream).map_err(|e| Error::io("splitting the stream", e))?;
         self.start(halves)
     }
 

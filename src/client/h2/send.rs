@@ -142,12 +142,6 @@ impl SendRequest {
         self.shared.lock().conn.active_streams()
     }
 
-    /// Is this connection at its concurrency limit for now (but otherwise usable)?
-    pub(crate) fn is_full(&self) -> bool {
-        let st = self.shared.lock();
-        !st.is_done() && !st.conn.can_open_stream()
-    }
-
     pub(crate) fn send(
         &self,
         mut head: http::Request<()>,
@@ -157,8 +151,8 @@ impl SendRequest {
         let shared = &*self.shared;
         let declared = body.len();
         if let Some(n) = declared {
-            let wants = n > 0
-                || matches!(*head.method(), Method::POST | Method::PUT | Method::PATCH);
+            let wants =
+                n > 0 || matches!(*head.method(), Method::POST | Method::PUT | Method::PATCH);
             if wants && !head.headers().contains_key(header::CONTENT_LENGTH) {
                 head.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
@@ -208,11 +202,18 @@ impl SendRequest {
                 )));
             }
         };
-        st.streams.insert(id.value(), Slot::new());
+        let mut slot = Slot::new();
+        slot.uploading = !end_stream;
+        st.streams.insert(id.value(), slot);
         st = shared.flush(st);
         if !end_stream {
             st = match send_body(shared, st, id, body, opts) {
-                Ok(st) => st,
+                Ok(mut st) => {
+                    if let Some(slot) = st.streams.get_mut(&id.value()) {
+                        slot.uploading = false;
+                    }
+                    st
+                }
                 Err((mut st, e)) => {
                     st.conn.reset(id, Reason::Cancel);
                     st.streams.remove(&id.value());

@@ -70,7 +70,16 @@ pub(crate) struct Slot {
     pub(crate) reset: Option<(Reason, bool)>,
     /// A [`Event::Capacity`] arrived since the sender last looked.
     pub(crate) capacity: bool,
+    /// The request body is still being sent: response bytes get their window back on
+    /// arrival (up to [`UPLOAD_READ_AHEAD`] buffered), so that a server answering while
+    /// it reads (an echo) is not stopped by a response nobody can read yet.
+    pub(crate) uploading: bool,
+    /// Bytes whose window was given back on arrival, not yet read.
+    pub(crate) prereleased: usize,
 }
+
+/// How much of a response may be buffered while its request body is still being sent.
+pub(crate) const UPLOAD_READ_AHEAD: usize = 16 * 1024 * 1024;
 
 impl Slot {
     pub(crate) fn new() -> Slot {
@@ -84,6 +93,8 @@ impl Slot {
             trailers: None,
             reset: None,
             capacity: false,
+            uploading: false,
+            prereleased: 0,
         }
     }
 
@@ -182,7 +193,10 @@ impl Shared {
             if let Err(e) = res {
                 log::debug!("h2 client: writing to the connection failed: {e}");
                 st.fail(
-                    Failure::new(ErrorKind::Io, format!("writing to the HTTP/2 connection: {e}")),
+                    Failure::new(
+                        ErrorKind::Io,
+                        format!("writing to the HTTP/2 connection: {e}"),
+                    ),
                     &self.open_cv,
                 );
                 st.conn.take_output(); // nothing more will be written
@@ -227,7 +241,10 @@ impl Shared {
     }
 
     /// From the driver: waits until the output has drained enough to read again.
-    pub(crate) fn wait_drained<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    pub(crate) fn wait_drained<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+    ) -> MutexGuard<'a, State> {
         while !st.conn.wants_read() && st.conn.wants_write() && st.failure.is_none() {
             self.request_flush(&mut st);
             st.driver_waiting = true;
@@ -247,7 +264,10 @@ impl Shared {
 
     /// With no senders and no streams left, says goodbye (GOAWAY) and closes the
     /// stream, which ends the driver.
-    pub(crate) fn close_if_unused<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    pub(crate) fn close_if_unused<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+    ) -> MutexGuard<'a, State> {
         if st.handles > 0 || !st.streams.is_empty() || st.closing {
             return st;
         }
@@ -267,7 +287,11 @@ impl Shared {
 
 impl State {
     fn closing_io(&self) -> bool {
-        self.finished && self.failure.as_ref().is_some_and(|f| f.kind == ErrorKind::Io)
+        self.finished
+            && self
+                .failure
+                .as_ref()
+                .is_some_and(|f| f.kind == ErrorKind::Io)
     }
 
     /// Marks the connection failed (first reason wins) and wakes every waiter.
@@ -296,7 +320,7 @@ impl State {
     pub(crate) fn dispatch(&mut self, open_cv: &Condvar) {
         let mut wake_openers = false;
         loop {
-            let mut orphan_data = None;
+            let mut release = None;
             {
                 let Some(ev) = self.conn.poll_event() else {
                     break;
@@ -330,10 +354,14 @@ impl State {
                                 }
                                 slot.data.extend_from_slice(data);
                                 slot.end |= end_stream;
+                                if slot.uploading && slot.buffered() <= UPLOAD_READ_AHEAD {
+                                    slot.prereleased += data.len();
+                                    release = Some((id, data.len()));
+                                }
                                 slot.wake();
                             }
                             // The response was dropped: give the window back.
-                            None => orphan_data = Some((id, data.len())),
+                            None => release = Some((id, data.len())),
                         }
                         wake_openers |= end_stream;
                     }
@@ -388,7 +416,7 @@ impl State {
                     _ => {}
                 }
             }
-            if let Some((id, n)) = orphan_data {
+            if let Some((id, n)) = release {
                 self.conn.release_capacity(id, n);
             }
         }
