@@ -83,9 +83,11 @@ pub struct Builder {
 
 impl Default for Builder {
     fn default() -> Self {
-        let mut config = proto::Config::default();
         // A client accepts no streams (push is disabled); only responses are bounded.
-        config.max_concurrent_streams = 0;
+        let config = proto::Config {
+            max_concurrent_streams: 0,
+            ..proto::Config::default()
+        };
         Builder { config }
     }
 }
