@@ -155,6 +155,38 @@ fn prior_knowledge_get_and_post_against_spindle() {
 }
 
 #[test]
+fn clear_idle_closes_the_shared_connection() {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let count = closed.clone();
+    let server = Server::http("127.0.0.1:0")
+        .unwrap()
+        .on_connection(move |e| {
+            if e.state == ConnState::Closed {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let listening = common::serve_with(server, |_req: Request, res: Response| {
+        res.send(b"hi").ok();
+    });
+    let client = h2c_client();
+    let url = format!("http://{}/", listening.local_addr());
+    assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "hi");
+    assert_eq!(client.idle_connections(), 1);
+    client.clear_idle();
+    assert_eq!(client.idle_connections(), 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never saw the connection close"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // And a new one is opened on demand.
+    assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "hi");
+}
+
+#[test]
 fn without_prior_knowledge_plain_http_stays_http1() {
     let app = app();
     let client = Client::builder().env_proxy(false).build();
@@ -491,6 +523,27 @@ fn max_concurrent_streams_reached_opens_a_second_connection() {
             .unwrap();
     }
     assert_eq!(raw.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_slow_answer_times_out_and_leaves_the_connection_usable() {
+    let raw = raw_server(Config::default(), |_, n| match n {
+        1 => Act::Answer(Duration::from_secs(3)),
+        _ => Act::Answer(Duration::ZERO),
+    });
+    let client = Client::builder()
+        .http2_prior_knowledge()
+        .env_proxy(false)
+        .read_timeout(Duration::from_millis(300))
+        .build();
+    let started = Instant::now();
+    let err = client.get(raw_url(&raw, "/slow")).send().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The timed-out stream was cancelled; the connection carries the next request.
+    let res = client.get(raw_url(&raw, "/")).send().unwrap();
+    assert_eq!(res.text().unwrap(), "ok 1");
+    assert_eq!(raw.accepted.load(Ordering::SeqCst), 1);
 }
 
 #[test]

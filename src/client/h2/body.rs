@@ -90,6 +90,12 @@ impl Read for RecvBody {
         }
         let shared = self.shared.clone();
         let id = self.id;
+        // The read timeout bounds this whole call.
+        let deadline = match (self.read_timeout, self.deadline) {
+            (Some(t), Some(d)) => Some(d.min(Instant::now() + t)),
+            (Some(t), None) => Some(Instant::now() + t),
+            (None, d) => d,
+        };
         let mut st = shared.lock();
         loop {
             let conn_failed =
@@ -147,11 +153,6 @@ impl Read for RecvBody {
                 drop(shared.close_if_unused(st));
                 return Err(self.error(e));
             }
-            let deadline = match (self.read_timeout, self.deadline) {
-                (Some(t), Some(d)) => Some(d.min(Instant::now() + t)),
-                (Some(t), None) => Some(Instant::now() + t),
-                (None, d) => d,
-            };
             let cv = slot.cv.clone();
             slot.waiting = true;
             let (mut st2, in_time) = wait_until(&cv, st, deadline);

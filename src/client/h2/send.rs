@@ -223,7 +223,8 @@ impl SendRequest {
                 }
             };
         }
-        // Wait for the final response head.
+        // Wait for the final response head (the read timeout bounds the whole wait).
+        let head_deadline = bound(opts.deadline, opts.read_timeout);
         let res = loop {
             let failed = st.failure.is_some();
             let Some(slot) = st.streams.get_mut(&id.value()) else {
@@ -246,10 +247,9 @@ impl SendRequest {
                 drop(shared.close_if_unused(st));
                 return Err(Failed::Error { error, unprocessed });
             }
-            let deadline = bound(opts.deadline, opts.read_timeout);
             let cv = slot.cv.clone();
             slot.waiting = true;
-            let (mut s, in_time) = wait_until(&cv, st, deadline);
+            let (mut s, in_time) = wait_until(&cv, st, head_deadline);
             if let Some(slot) = s.streams.get_mut(&id.value()) {
                 slot.waiting = false;
             }
@@ -387,6 +387,7 @@ fn push<'a>(
             return Ok((st, true));
         }
         // Blocked on flow control (or output room): wait for Capacity.
+        let wait_deadline = bound(opts.deadline, opts.write_timeout);
         loop {
             let failed = st.failure.is_some();
             let Some(slot) = st.streams.get_mut(&id.value()) else {
@@ -397,7 +398,7 @@ fn push<'a>(
             }
             let cv = slot.cv.clone();
             slot.waiting = true;
-            let (mut s, in_time) = wait_until(&cv, st, bound(opts.deadline, opts.write_timeout));
+            let (mut s, in_time) = wait_until(&cv, st, wait_deadline);
             if let Some(slot) = s.streams.get_mut(&id.value()) {
                 slot.waiting = false;
             }

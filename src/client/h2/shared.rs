@@ -348,8 +348,11 @@ impl State {
                     } => {
                         match self.streams.get_mut(&id.value()) {
                             Some(slot) => {
-                                if slot.pos == slot.data.len() {
-                                    slot.data.clear();
+                                // Drop what was read (amortized: only once it is at least
+                                // half the buffer), so a reader that never quite catches
+                                // up does not grow the buffer past the window.
+                                if slot.pos > 0 && slot.pos * 2 >= slot.data.len() {
+                                    slot.data.drain(..slot.pos);
                                     slot.pos = 0;
                                 }
                                 slot.data.extend_from_slice(data);
@@ -478,7 +481,8 @@ impl State {
     }
 }
 
-/// Waits on `cv` until `deadline` (forever without one); false when it passed.
+/// Waits on `cv` (once; callers loop on their condition) until `deadline` at the
+/// latest (forever without one); false when the deadline has passed.
 pub(crate) fn wait_until<'a>(
     cv: &Condvar,
     st: MutexGuard<'a, State>,
@@ -492,7 +496,7 @@ pub(crate) fn wait_until<'a>(
                 return (st, false);
             }
             let (st, _) = cv.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner());
-            (st, true)
+            (st, Instant::now() < d)
         }
     }
 }
