@@ -833,3 +833,130 @@ fn alpn_h2_over_tls_against_nghttpd_by_default() {
     // nghttpd speaks only HTTP/2: without h2 offered the handshake or exchange fails.
     assert!(h1.is_err() || h1.is_ok_and(|r| r.version() != Version::HTTP_2));
 }
+
+// -------------------------------------------------------------------------- nginx
+
+/// nginx serving HTTP/2 over TLS (ALPN h2): `/conn` answers with nginx's connection
+/// number and protocol, `/big.bin` is a file of several MiB.
+struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: tempdir::Dir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_h2(ca: &tls_support::Ca, big: &[u8]) -> Option<Nginx> {
+    if !common::tool_available("nginx") {
+        return None;
+    }
+    let dir = tempdir::Dir::new("nginx");
+    let d = dir.path().display().to_string();
+    std::fs::create_dir_all(dir.path().join("www")).unwrap();
+    std::fs::write(dir.path().join("www/big.bin"), big).unwrap();
+    ca.issue("localhost", &["localhost", "127.0.0.1"], false)
+        .write(dir.path(), "good");
+    let port = free_port();
+    let conf = format!(
+        r#"
+daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    types {{ application/octet-stream bin; }}
+    keepalive_requests 100000;
+    http2_max_requests 100000;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {d}/good.pem;
+        ssl_certificate_key {d}/good.key;
+        root {d}/www;
+        location = /conn {{
+            return 200 "conn=$connection proto=$server_protocol alpn=$ssl_alpn_protocol\n";
+        }}
+    }}
+}}
+"#
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = Command::new("nginx")
+        .args([
+            "-p",
+            &d,
+            "-c",
+            &format!("{d}/nginx.conf"),
+            "-e",
+            &format!("{d}/error.log"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting nginx");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(Nginx {
+        child,
+        port,
+        _dir: dir,
+    })
+}
+
+#[test]
+fn nginx_over_tls_multiplexes_eight_threads_on_one_connection() {
+    let ca = tls_support::Ca::new("spindle h2 nginx CA");
+    let big = pattern(5 * MIB + 3, 99);
+    let Some(nginx) = nginx_h2(&ca, &big) else {
+        return;
+    };
+    let client = Client::builder()
+        .env_proxy(false)
+        .timeout(Duration::from_secs(30))
+        .add_root_certificate(spindle::tls::Certificate::from_pem(&ca.pem()).unwrap())
+        .tls_built_in_root_certs(false)
+        .build();
+    let url = format!("https://localhost:{}/conn", nginx.port);
+    let seen = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, seen) = (client.clone(), url.clone(), seen.clone());
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let res = client.get(&url).send().unwrap();
+                    assert_eq!(res.version(), Version::HTTP_2);
+                    let text = res.text().unwrap();
+                    assert!(text.contains("proto=HTTP/2.0 alpn=h2"), "{text}");
+                    seen.lock().unwrap().insert(text);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "nginx saw one connection: {seen:?}");
+    let res = client
+        .get(format!("https://localhost:{}/big.bin", nginx.port))
+        .send()
+        .unwrap();
+    let body = res.bytes_limited(64 * MIB as u64).unwrap();
+    assert_eq!(body.len(), big.len());
+    assert_eq!(crc(&body), crc(&big));
+}

@@ -286,8 +286,12 @@ impl Pool {
         }
     }
 
-    /// Shares a new HTTP/2 connection.
+    /// Shares a new HTTP/2 connection (unless pooling is off: it then serves the one
+    /// request and closes).
     pub(crate) fn h2_insert(&self, key: Arc<PoolKey>, sender: http2::SendRequest) {
+        if self.max_idle_per_host == 0 || self.max_idle == 0 {
+            return;
+        }
         self.lock_h2().conns.push(Shared2 {
             key,
             sender,

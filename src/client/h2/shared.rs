@@ -407,6 +407,8 @@ impl State {
                         self.goaway = Some((last_stream_id, reason));
                         wake_openers = true;
                     }
+                    // New SETTINGS may raise the concurrency limit.
+                    Event::SettingsReceived => wake_openers = true,
                     Event::ConnectionError { error } => {
                         log::debug!("h2 client: connection error: {error}");
                         let f = Failure::new(
