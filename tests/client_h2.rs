@@ -822,6 +822,25 @@ fn alpn_h2_over_tls_against_nghttpd_by_default() {
         errors.lock().unwrap()
     );
     assert_eq!(client.idle_connections(), 1, "one shared TLS connection");
+    // Uploads over TLS: nghttpd takes (and ignores) a request body and answers with the
+    // file; several MiB must go out under flow control while other streams download.
+    let (name, sum, size) = list[2].clone();
+    let threads: Vec<_> = (0..3u32)
+        .map(|t| {
+            let client = client.clone();
+            let url = format!("https://localhost:{}/{name}", server.port);
+            std::thread::spawn(move || {
+                let res = client.post(url).body(pattern(6 * MIB, t)).send().unwrap();
+                assert_eq!(res.status(), 200);
+                let body = res.bytes_limited(64 * MIB as u64).unwrap();
+                (body.len(), crc(&body))
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), (size, sum));
+    }
+    assert_eq!(client.idle_connections(), 1);
     // Turning the offer off gives HTTP/1.1 from the same server.
     let h1 = Client::builder()
         .env_proxy(false)

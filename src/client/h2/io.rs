@@ -114,7 +114,14 @@ pub(crate) fn split_boxed(stream: Box<dyn Stream>) -> io::Result<Halves> {
     // Reads under the lock must not wait long (see `LockedReader`). Without a socket to
     // poll, this is also how the reader waits: short timeouts, which cost some wake-ups
     // while idle (custom connectors avoid them by implementing `Stream::readable_fd`).
-    lock(&shared.stream).set_read_timeout(Some(FALLBACK_READ_WAIT))?;
+    // Writes likewise: a TLS write into a full socket gives the lock back and waits for
+    // room without it, so that the reader keeps reading (the peer may be waiting for
+    // that before it reads what we write).
+    {
+        let s = lock(&shared.stream);
+        s.set_read_timeout(Some(FALLBACK_READ_WAIT))?;
+        s.set_write_timeout(Some(FALLBACK_READ_WAIT))?;
+    }
     Ok((
         Box::new(LockedReader {
             shared: shared.clone(),
@@ -168,9 +175,24 @@ impl Locked {
     /// Waits until the socket is readable (or hung up), without holding the lock.
     #[cfg(unix)]
     fn wait_readable(&self, fd: std::os::fd::RawFd) -> io::Result<()> {
+        self.wait_for(fd, libc::POLLIN)
+    }
+
+    /// Waits until the socket has room to write (or hung up), without holding the lock.
+    fn wait_writable(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        if let Some(fd) = self.fd {
+            return self.wait_for(fd, libc::POLLOUT);
+        }
+        std::thread::yield_now();
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    fn wait_for(&self, fd: std::os::fd::RawFd, events: libc::c_short) -> io::Result<()> {
         let mut p = libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         };
         loop {
@@ -231,7 +253,22 @@ struct LockedWriter {
 
 impl Write for LockedWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        lock(&self.shared.stream).write(buf)
+        loop {
+            // A TLS write that would block must be retried with the same bytes; nothing
+            // else writes meanwhile (the connection has one writer at a time).
+            let r = lock(&self.shared.stream).write(buf);
+            match r {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.shared.wait_writable()?
+                }
+                r => return r,
+            }
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
         lock(&self.shared.stream).flush()

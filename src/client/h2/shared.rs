@@ -280,8 +280,10 @@ impl Shared {
             Failure::new(ErrorKind::Closed, "the HTTP/2 connection was closed"),
             &self.open_cv,
         );
+        // Not under the state lock: a writer may hold the stream while the socket is full.
+        drop(st);
         lock(&self.writer).close();
-        st
+        self.lock()
     }
 }
 
