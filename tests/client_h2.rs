@@ -979,3 +979,33 @@ fn nginx_over_tls_multiplexes_eight_threads_on_one_connection() {
     assert_eq!(body.len(), big.len());
     assert_eq!(crc(&body), crc(&big));
 }
+
+#[test]
+fn a_server_that_never_acknowledges_settings_fails_the_connection() {
+    // Sends its own (empty) SETTINGS, never an ACK, never an answer.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let _ = s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let mut buf = [0u8; 4096];
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let cfg = Config {
+        settings_timeout: Duration::from_millis(300),
+        ..http2::Builder::default_config()
+    };
+    let client = Client::builder()
+        .env_proxy(false)
+        .http2_prior_knowledge()
+        .http2_builder(http2::Builder::new().config(cfg))
+        .timeout(Duration::from_secs(10))
+        .build();
+    let started = Instant::now();
+    let err = client.get(format!("http://{addr}/")).send().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Http2, "{err}");
+    assert_eq!(err.h2_reason(), Some(Reason::SettingsTimeout));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

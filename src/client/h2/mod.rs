@@ -118,7 +118,15 @@ impl Builder {
         self
     }
 
-    /// The whole protocol configuration, for the settings not covered above.
+    /// The configuration a default builder uses (a starting point for
+    /// [`config`](Builder::config)).
+    pub fn default_config() -> proto::Config {
+        Builder::default().config
+    }
+
+    /// The whole protocol configuration, for the settings not covered above (for
+    /// example `settings_timeout`, how long the server has to acknowledge our SETTINGS).
+    /// `max_concurrent_streams` is best left at 0: a client accepts no streams.
     pub fn config(mut self, config: proto::Config) -> Self {
         self.config = config;
         self

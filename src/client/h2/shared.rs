@@ -225,6 +225,8 @@ impl Shared {
     }
 
     /// The flusher thread's loop: writes what the driver left, until the driver stops.
+    /// It also keeps the connection's clock (the driver sleeps in `read`): a server that
+    /// never acknowledges our SETTINGS fails the connection with SETTINGS_TIMEOUT.
     pub(crate) fn run_flusher(&self) {
         let mut st = self.lock();
         loop {
@@ -236,7 +238,31 @@ impl Shared {
             if st.finished {
                 return;
             }
-            st = self.flush_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            let Some(at) = st.conn.next_timeout().filter(|_| st.failure.is_none()) else {
+                st = self.flush_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            let now = Instant::now();
+            if at > now {
+                st = self
+                    .flush_cv
+                    .wait_timeout(st, at - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                continue;
+            }
+            if let Err(e) = st.conn.tick(now) {
+                log::debug!("h2 client: {e}");
+                st.dispatch(&self.open_cv);
+                let f = Failure::new(ErrorKind::Http2, format!("HTTP/2 connection error: {e}"))
+                    .with_reason(e.reason());
+                st.fail(f, &self.open_cv);
+                // The GOAWAY goes out, then the stream is closed to stop the driver.
+                st = self.flush(st);
+                drop(st);
+                lock(&self.writer).close();
+                st = self.lock();
+            }
         }
     }
 
