@@ -3,6 +3,7 @@
 //! requests, typed RST_STREAM / GOAWAY errors, and several-MiB bodies both ways with
 //! their checksums compared.
 mod common;
+#[cfg(feature = "tls")]
 mod tls_support;
 
 use std::io::{Read, Write};
@@ -10,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spindle::client::conn::http2;
@@ -775,6 +776,7 @@ fn h2c_downloads_from_nghttpd_with_checksums() {
     drop(server.dir.path().to_owned());
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn alpn_h2_over_tls_against_nghttpd_by_default() {
     let pki_dir = tempdir::Dir::new("pki");
@@ -792,7 +794,7 @@ fn alpn_h2_over_tls_against_nghttpd_by_default() {
         .tls_built_in_root_certs(false)
         .build();
     let client = Arc::new(client);
-    let errors = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let (client, list, errors) = (client.clone(), list.clone(), errors.clone());
@@ -857,12 +859,14 @@ fn alpn_h2_over_tls_against_nghttpd_by_default() {
 
 /// nginx serving HTTP/2 over TLS (ALPN h2): `/conn` answers with nginx's connection
 /// number and protocol, `/big.bin` is a file of several MiB.
+#[cfg(feature = "tls")]
 struct Nginx {
     child: Child,
     port: u16,
     _dir: tempdir::Dir,
 }
 
+#[cfg(feature = "tls")]
 impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -870,6 +874,7 @@ impl Drop for Nginx {
     }
 }
 
+#[cfg(feature = "tls")]
 fn nginx_h2(ca: &tls_support::Ca, big: &[u8]) -> Option<Nginx> {
     if !common::tool_available("nginx") {
         return None;
@@ -937,6 +942,7 @@ http {{
     })
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn nginx_over_tls_multiplexes_eight_threads_on_one_connection() {
     let ca = tls_support::Ca::new("spindle h2 nginx CA");
@@ -951,7 +957,7 @@ fn nginx_over_tls_multiplexes_eight_threads_on_one_connection() {
         .tls_built_in_root_certs(false)
         .build();
     let url = format!("https://localhost:{}/conn", nginx.port);
-    let seen = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let (client, url, seen) = (client.clone(), url.clone(), seen.clone());
@@ -1008,4 +1014,51 @@ fn a_server_that_never_acknowledges_settings_fails_the_connection() {
     assert_eq!(err.kind(), ErrorKind::Http2, "{err}");
     assert_eq!(err.h2_reason(), Some(Reason::SettingsTimeout));
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn low_level_handshake_over_a_tls_stream() {
+    use spindle::tls::{NativeTlsConnector, TlsConnector};
+    let pki_dir = tempdir::Dir::new("pki-ll");
+    let ca = tls_support::Ca::new("spindle h2 low-level CA");
+    let (cert, key) = ca
+        .issue("localhost", &["localhost"], false)
+        .write(pki_dir.path(), "localhost");
+    let (dir, list) = files("tls-ll");
+    let Some(server) = nghttpd(dir, Some((&cert, &key))) else {
+        return;
+    };
+    let tls: NativeTlsConnector = native_tls::TlsConnector::builder()
+        .add_root_certificate(native_tls::Certificate::from_pem(&ca.pem()).unwrap())
+        .request_alpns(&["h2"])
+        .build()
+        .unwrap()
+        .into();
+    let tcp = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let stream = tls.connect("localhost", Box::new(tcp)).unwrap();
+    assert_eq!(stream.negotiated_alpn(), Some(&b"h2"[..]));
+    let (sender, conn) = http2::handshake(stream).unwrap();
+    let driver = std::thread::spawn(move || conn.run());
+    let threads: Vec<_> = list
+        .iter()
+        .cloned()
+        .map(|(name, sum, size)| {
+            let sender = sender.clone();
+            let url = format!("https://localhost:{}/{name}", server.port);
+            std::thread::spawn(move || {
+                let res = sender
+                    .send_request(http::Request::get(url).body(()).unwrap())
+                    .unwrap();
+                let mut got = Vec::new();
+                res.into_body().read_to_end(&mut got).unwrap();
+                assert_eq!((got.len(), crc(&got)), (size, sum), "{name}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(sender);
+    driver.join().unwrap().unwrap();
 }

@@ -14,8 +14,16 @@ use crate::client::Stream;
 
 /// A stream the HTTP/2 client can read on one thread while writing on others.
 ///
-/// Implemented for `TcpStream` and `UnixStream` (split with `try_clone`) and for a pair
-/// `(reader, writer)` of halves the caller split itself.
+/// Implemented for `TcpStream` and `UnixStream` (split with `try_clone`), for a pair
+/// `(reader, writer)` of halves the caller split itself, and for the client's
+/// `Box<dyn Stream>` (what a [`TlsConnector`](crate::tls::TlsConnector) returns): a
+/// stream that cannot be split, such as a TLS session, is shared under a lock that the
+/// reader holds only while bytes are there to read (it waits for the socket with
+/// `poll(2)` through [`Stream::readable_fd`], else with short read timeouts).
+///
+/// A plain `Read + Write` value that can be neither split nor polled cannot serve a
+/// blocking HTTP/2 connection: the reader must wait for the peer while other threads
+/// write.
 pub trait SplitStream: Send + 'static {
     /// The half the connection driver reads from.
     type Reader: Read + Send + 'static;
@@ -72,7 +80,37 @@ where
 
 /// The writing half, type-erased, with its way to close the stream.
 pub(crate) trait WriteHalf: Write + Send {
-    fn close(&mut self);
+    fn close(&self);
+}
+
+/// The writing half of a split `Box<dyn Stream>`.
+pub struct StreamWriter(Box<dyn WriteHalf>);
+
+impl std::fmt::Debug for StreamWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamWriter").finish_non_exhaustive()
+    }
+}
+
+impl Write for StreamWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl SplitStream for Box<dyn Stream> {
+    type Reader = Box<dyn Read + Send>;
+    type Writer = StreamWriter;
+    fn split(self) -> io::Result<(Self::Reader, StreamWriter)> {
+        let (r, w) = split_boxed(self)?;
+        Ok((r, StreamWriter(w)))
+    }
+    fn close(writer: &StreamWriter) {
+        writer.0.close()
+    }
 }
 
 struct Generic<S: SplitStream>(S::Writer);
@@ -87,7 +125,7 @@ impl<S: SplitStream> Write for Generic<S> {
 }
 
 impl<S: SplitStream> WriteHalf for Generic<S> {
-    fn close(&mut self) {
+    fn close(&self) {
         S::close(&self.0)
     }
 }
@@ -144,7 +182,7 @@ impl Write for BoxedWriter {
 }
 
 impl WriteHalf for BoxedWriter {
-    fn close(&mut self) {
+    fn close(&self) {
         let _ = self.0.shutdown();
     }
 }
@@ -276,7 +314,7 @@ impl Write for LockedWriter {
 }
 
 impl WriteHalf for LockedWriter {
-    fn close(&mut self) {
+    fn close(&self) {
         let _ = lock(&self.shared.stream).shutdown();
     }
 }

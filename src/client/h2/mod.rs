@@ -1,9 +1,9 @@
 //! The HTTP/2 client over one connection: a blocking counterpart of hyper's
 //! `client::conn::http2`.
 //!
-//! [`handshake`] takes a stream the caller opened (a `TcpStream`, a `UnixStream`, or a
-//! `(reader, writer)` pair, see [`SplitStream`]), writes the connection preface and gives
-//! two things:
+//! [`handshake`] takes a stream the caller opened (a `TcpStream`, a `UnixStream`, a
+//! `(reader, writer)` pair, or a TLS stream as `Box<dyn client::Stream>`; see
+//! [`SplitStream`]), writes the connection preface and gives two things:
 //!
 //! - a [`SendRequest`], `Clone + Send + Sync`: any number of threads send requests
 //!   through clones of it at once, each on its own stream, writing their own HEADERS and
@@ -66,7 +66,7 @@ use std::time::Instant;
 
 pub use body::RecvBody;
 pub use driver::Connection;
-pub use io::SplitStream;
+pub use io::{SplitStream, StreamWriter};
 pub use send::SendRequest;
 
 pub(crate) use send::{Failed, SendOptions};
