@@ -366,6 +366,8 @@ enum Act {
     GoAway(u32, Reason),
     /// The head, 5 bytes of body, then RST_STREAM with this code.
     ResetMidBody(Reason),
+    /// 103 Early Hints, then 200 with "body" and trailers `x-sum: 42`.
+    HintsAndTrailers,
 }
 
 /// A tiny HTTP/2 server on the sans-IO state machine: `script(conn, n)` decides what
@@ -468,6 +470,20 @@ fn serve_raw(
                     std::thread::sleep(Duration::from_millis(50));
                     return;
                 }
+                Act::HintsAndTrailers => {
+                    let hints = http::Response::builder()
+                        .status(103)
+                        .header("link", "</style.css>; rel=preload")
+                        .body(())
+                        .unwrap();
+                    let _ = conn.send_response(id, &hints, false);
+                    let res = http::Response::builder().status(200).body(()).unwrap();
+                    let _ = conn.send_response(id, &res, false);
+                    let _ = conn.send_data(id, b"body", false);
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("x-sum", "42".parse().unwrap());
+                    let _ = conn.send_trailers(id, &trailers);
+                }
                 Act::ResetMidBody(reason) => {
                     let res = http::Response::builder().status(200).body(()).unwrap();
                     let _ = conn.send_response(id, &res, false);
@@ -545,6 +561,19 @@ fn a_slow_answer_times_out_and_leaves_the_connection_usable() {
     let res = client.get(raw_url(&raw, "/")).send().unwrap();
     assert_eq!(res.text().unwrap(), "ok 1");
     assert_eq!(raw.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn interim_heads_are_skipped_and_trailers_arrive_after_the_body() {
+    let raw = raw_server(Config::default(), |_, _| Act::HintsAndTrailers);
+    let client = h2c_client();
+    let mut res = client.get(raw_url(&raw, "/")).send().unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.trailers().is_none(), "not before the body's end");
+    let mut body = String::new();
+    res.read_to_string(&mut body).unwrap();
+    assert_eq!(body, "body");
+    assert_eq!(res.trailers().unwrap()["x-sum"], "42");
 }
 
 #[test]
