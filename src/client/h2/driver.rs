@@ -46,7 +46,7 @@ impl Connection {
             let result = read_loop(&shared, &mut *reader);
             let failure = match &result {
                 Ok(()) => Failure::new(ErrorKind::Closed, "the HTTP/2 connection closed"),
-                Err(e) => Failure::new(e.kind(), e.message().to_owned()),
+                Err(e) => Failure::from_error(e),
             };
             shared.finish(failure);
             result

@@ -41,6 +41,15 @@ impl Failure {
         }
     }
 
+    /// The failure an error describes (kind, message and HTTP/2 code kept).
+    pub(crate) fn from_error(e: &Error) -> Failure {
+        Failure {
+            kind: e.kind(),
+            message: e.message().to_owned(),
+            reason: e.h2_reason(),
+        }
+    }
+
     fn with_reason(mut self, reason: Reason) -> Failure {
         self.reason = Some(reason);
         self
