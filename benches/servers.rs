@@ -1,15 +1,38 @@
 //! Hello-world servers side by side under one load generator.
 //!
-//! `cargo bench --bench servers` runs spindle, tiny_http and hyper 1.x (tokio,
-//! multi-thread, auto HTTP/1 + h2c) in turn, each in a child process pinned to CPU 0,
-//! with wrk pinned to CPU 1, and prints requests/s, p99 latency, server CPU per request
-//! and RSS, with spindle's ratio to each peer.
+//! `cargo bench --bench servers` runs spindle, tiny_http, hyper 1.x (tokio,
+//! multi-thread, auto HTTP/1 + h2c) and nghttpd in turn, each in a child process pinned
+//! to CPU 0, with the load generator pinned to CPU 1, and prints requests/s, latency,
+//! server CPU per request and RSS, with spindle's ratio to each peer.
 //!
-//! Environment: `BENCH_SECS` (default 5) per run, `BENCH_RUNS` (default 3; medians are
-//! reported), `BENCH_SERVERS` (default `spindle,tiny_http,hyper`), `BENCH_SCENARIOS`
-//! (default `a,b,c,d,e`), `BENCH_IDLE` (idle connections in scenario d, default 2000).
-//! Needs `wrk` and `taskset` (Debian: wrk, util-linux). Loopback only; every child is
-//! ended by its PID.
+//! Scenarios (`BENCH_SCENARIOS`, default `a,b,c,d,e,h2a,h2b`):
+//!
+//! - HTTP/1.1 with wrk: `a` keep-alive, 16 connections; `b` keep-alive, 256
+//!   connections; `c` a new connection per request; `d` as `a` with `BENCH_IDLE` idle
+//!   keep-alive connections held open; `e` 10,000 idle connections, memory only.
+//! - HTTP/2 with prior knowledge (h2c) with h2load: `h2a` is `h2load -c4 -m32` (4
+//!   connections, 32 streams in flight on each), `h2b` is `h2load -c1 -m100` (one
+//!   connection, 100 streams in flight). h2load runs in duration mode (`-D`) after a
+//!   warm-up of `BENCH_H2_WARMUP` seconds (`--warm-up-time`); server CPU is sampled
+//!   when h2load announces the start and end of its main phase, so the warm-up is not
+//!   counted. The latency column shows h2load's mean time per request (h2load reports
+//!   no percentiles). Failed, errored and timed-out requests and non-2xx statuses are
+//!   counted as errors and listed in the notes, as is an h2load that did not finish.
+//!
+//! Servers (`BENCH_SERVERS`, default `spindle,tiny_http,hyper,nghttpd`): tiny_http
+//! speaks only HTTP/1.x and nghttpd (nghttp2's server: `nghttpd --no-tls -n 1`, one
+//! worker, serving the hello text from a temporary directory) only HTTP/2, so each is
+//! shown as "n/a" in the other protocol's scenarios. spindle, hyper and nghttpd all
+//! advertise SETTINGS_MAX_CONCURRENT_STREAMS = 128 (spindle's default, set explicitly
+//! for the others), so neither h2load `-m` is cut short by a server limit.
+//!
+//! Other knobs: `BENCH_SECS` (default 5) per run, `BENCH_RUNS` (default 3; medians are
+//! reported, plus the best CPU per request), `BENCH_IDLE` (idle connections in scenario
+//! d, default 2000), `BENCH_H2_WARMUP` (default 1 s).
+//!
+//! Needs `taskset` (util-linux), `wrk` for the HTTP/1 scenarios, `h2load` for the h2
+//! ones (nghttp2-client) and `nghttpd` (nghttp2-server) for that server; a missing
+//! nghttpd is skipped with a warning. Loopback only; every child is ended by its PID.
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,23 +51,46 @@ fn main() {
     let secs: u64 = env_or("BENCH_SECS", 5);
     let runs: usize = env_or("BENCH_RUNS", 3);
     let idle: usize = env_or("BENCH_IDLE", 2000);
-    let servers: Vec<String> = env_list("BENCH_SERVERS", "spindle,tiny_http,hyper");
-    let scenarios: Vec<String> = env_list("BENCH_SCENARIOS", "a,b,c,d,e");
-    for tool in ["wrk", "taskset"] {
+    let warmup: u64 = env_or("BENCH_H2_WARMUP", 1);
+    let mut servers: Vec<String> = env_list("BENCH_SERVERS", "spindle,tiny_http,hyper,nghttpd");
+    let scenarios: Vec<String> = env_list("BENCH_SCENARIOS", "a,b,c,d,e,h2a,h2b");
+    let mut tools = vec!["taskset"];
+    if scenarios.iter().any(|s| !is_h2(s)) {
+        tools.push("wrk");
+    }
+    if scenarios.iter().any(|s| is_h2(s)) {
+        tools.push("h2load");
+    }
+    for tool in tools {
         if !tool_exists(tool) {
-            eprintln!("benchmark needs `{tool}` (apt-get install wrk util-linux)");
+            eprintln!("benchmark needs `{tool}` (apt-get install util-linux wrk nghttp2-client)");
             std::process::exit(2);
         }
     }
+    if servers.iter().any(|s| s == "nghttpd") && !tool_exists("nghttpd") {
+        eprintln!("\n!!!!! `nghttpd` is not installed (apt-get install nghttp2-server): skipping that server !!!!!\n");
+        servers.retain(|s| s != "nghttpd");
+    }
+    // nghttpd serves files: the hello text as the directory's index.
+    let docroot =
+        std::env::temp_dir().join(format!("spindle-bench-nghttpd-{}", std::process::id()));
+    std::fs::create_dir_all(&docroot).expect("a temporary directory");
+    std::fs::write(docroot.join("index.html"), HELLO).expect("writing the hello file");
+    let ctx = Ctx {
+        secs,
+        idle,
+        warmup,
+        docroot: docroot.clone(),
+    };
     println!(
-        "# hello-world servers, {} s per run, median of {} runs; server on CPU 0, wrk on CPU 1",
+        "# hello-world servers, {} s per run, median of {} runs; server on CPU 0, wrk/h2load on CPU 1",
         secs, runs
     );
     let mut table: BTreeMap<(String, String), Vec<Measure>> = BTreeMap::new();
     for scenario in &scenarios {
         for run in 0..runs {
-            for server in &servers {
-                let m = measure(server, scenario, secs, idle);
+            for server in servers.iter().filter(|s| supports(s, scenario)) {
+                let m = measure(server, scenario, &ctx);
                 eprintln!("  run {run} {scenario} {server}: {m:?}");
                 table
                     .entry((scenario.clone(), server.clone()))
@@ -53,7 +99,31 @@ fn main() {
             }
         }
     }
+    let _ = std::fs::remove_dir_all(&docroot);
     print_table(&table, &servers, &scenarios);
+}
+
+/// What every run needs besides the server and the scenario.
+struct Ctx {
+    secs: u64,
+    idle: usize,
+    /// h2load's `--warm-up-time`, seconds.
+    warmup: u64,
+    /// nghttpd's document root.
+    docroot: std::path::PathBuf,
+}
+
+fn is_h2(scenario: &str) -> bool {
+    scenario.starts_with("h2")
+}
+
+/// Whether `server` speaks the protocol `scenario` uses.
+fn supports(server: &str, scenario: &str) -> bool {
+    match server {
+        "tiny_http" => !is_h2(scenario),
+        "nghttpd" => is_h2(scenario),
+        _ => true,
+    }
 }
 
 fn scenario_name(s: &str) -> &'static str {
@@ -63,6 +133,8 @@ fn scenario_name(s: &str) -> &'static str {
         "c" => "(c) new connection per request, 16 at a time",
         "d" => "(d) as (a) with idle keep-alive connections held open",
         "e" => "(e) 10,000 idle keep-alive connections, memory only",
+        "h2a" => "(h2a) h2c, h2load -c4 -m32",
+        "h2b" => "(h2b) h2c, h2load -c1 -m100",
         _ => "unknown",
     }
 }
@@ -78,19 +150,63 @@ struct Measure {
     idle_answered: Option<(usize, usize)>,
     /// wrk's connection count versus the connections that got at least one answer.
     connections_served: Option<(usize, usize)>,
+    /// h2load's own counts (HTTP/2 scenarios).
+    h2: Option<H2Counts>,
 }
 
-fn measure(server: &str, scenario: &str, secs: u64, idle: usize) -> Measure {
+/// What h2load said beyond requests/s. `failed` counts every request that did not
+/// succeed (network and HTTP level); `errored` is its network-level part and `timeout`
+/// a part of that.
+#[derive(Debug, Clone, Default)]
+struct H2Counts {
+    done: u64,
+    succeeded: u64,
+    failed: u64,
+    errored: u64,
+    timeout: u64,
+    /// Responses with a 3xx, 4xx or 5xx status.
+    non_2xx: u64,
+    /// Mean time per request.
+    mean_ms: f64,
+    /// Set when h2load did not run to its report (crashed, was killed, or its output
+    /// could not be read): the first line of its complaint.
+    broken: Option<String>,
+}
+
+fn measure(server: &str, scenario: &str, ctx: &Ctx) -> Measure {
+    let (secs, idle) = (ctx.secs, ctx.idle);
     let addr = free_addr();
-    let exe = std::env::current_exe().expect("own path");
-    let mut child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(exe)
-        .args(["--serve", server, &addr.to_string()])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("starting the server");
+    let mut child = if server == "nghttpd" {
+        // One worker thread, on CPU 0 like the others; loopback only.
+        Command::new("taskset")
+            .args(["-c", "0", "nghttpd", "--no-tls", "-n", "1", "-m", "128"])
+            .args(["-a", &addr.ip().to_string(), "-d"])
+            .arg(&ctx.docroot)
+            .arg(addr.port().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nghttpd")
+    } else {
+        let exe = std::env::current_exe().expect("own path");
+        Command::new("taskset")
+            .args(["-c", "0"])
+            .arg(exe)
+            .args(["--serve", server, &addr.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting the server")
+    };
     wait_for(addr, &mut child);
+    if is_h2(scenario) {
+        // h2load warms up by itself (`--warm-up-time`); wrk would speak HTTP/1.1,
+        // which nghttpd does not.
+        let (clients, streams) = if scenario == "h2b" { (1, 100) } else { (4, 32) };
+        let m = run_h2load(addr, child.id(), clients, streams, secs, ctx.warmup);
+        let _ = child.kill();
+        let _ = child.wait();
+        return m;
+    }
     // Warm up, so lazily made threads and buffers exist before counting.
     run_wrk(addr, 16, 1, false);
 
@@ -157,6 +273,184 @@ fn measure(server: &str, scenario: &str, secs: u64, idle: usize) -> Measure {
     let _ = child.kill();
     let _ = child.wait();
     m
+}
+
+/// Runs h2load (pinned to CPU 1) for `warmup` + `secs` seconds and measures the server
+/// `pid`'s CPU time over the main phase only, which h2load announces on its output.
+fn run_h2load(
+    addr: SocketAddr,
+    pid: u32,
+    clients: usize,
+    streams: usize,
+    secs: u64,
+    warmup: u64,
+) -> Measure {
+    use std::io::BufRead;
+    use std::sync::{mpsc, Arc, Mutex};
+
+    let spawned = Command::new("taskset")
+        .args(["-c", "1", "h2load", "-t1"])
+        .arg(format!("-c{clients}"))
+        .arg(format!("-m{streams}"))
+        .arg(format!("-D{secs}"))
+        .arg(format!("--warm-up-time={warmup}"))
+        .arg(format!("http://{addr}/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            return Measure {
+                errors: 1,
+                h2: Some(H2Counts {
+                    broken: Some(format!("could not start h2load: {e}")),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        }
+    };
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    // Read stderr on the side so that a chatty h2load cannot block on a full pipe.
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    // A server that stops answering must not hang the benchmark: h2load gets its
+    // run time plus 30 s, then it is killed (by its own PID, through `Child`).
+    let child = Arc::new(Mutex::new(child));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let watchdog = {
+        let child = child.clone();
+        let bound = Duration::from_secs(secs + warmup + 30);
+        std::thread::spawn(move || {
+            if done_rx.recv_timeout(bound).is_err() {
+                let mut c = child.lock().unwrap_or_else(|p| p.into_inner());
+                if matches!(c.try_wait(), Ok(None)) {
+                    let _ = c.kill();
+                    return true;
+                }
+            }
+            false
+        })
+    };
+    let (mut cpu0, mut cpu1) = (None, None);
+    let mut text = String::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.starts_with("Main benchmark duration is started") && cpu0.is_none() {
+            cpu0 = Some(cpu_ticks(pid));
+        } else if line.starts_with("Main benchmark duration is over") && cpu1.is_none() {
+            cpu1 = Some(cpu_ticks(pid));
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = child.lock().unwrap_or_else(|p| p.into_inner()).wait().ok();
+    let _ = done_tx.send(());
+    let killed = watchdog.join().unwrap_or(false);
+    let err_text = err_reader.join().unwrap_or_default();
+
+    let (rps, mut counts) = parse_h2load(&text);
+    if counts.broken.is_none() && counts.succeeded == 0 {
+        // h2load reports a server that speaks no HTTP/2, or whose connections all
+        // died during the warm-up, as a clean run of zero requests.
+        counts.broken = Some("no request succeeded".into());
+    }
+    let exited_ok = status.is_some_and(|s| s.success());
+    if killed {
+        counts.broken = Some(format!("h2load killed after {} s", secs + warmup + 30));
+    } else if !exited_ok || counts.broken.is_some() {
+        // Add what h2load itself said on stderr (its stdout is only the report).
+        let mut why = counts.broken.take().unwrap_or_default();
+        if !exited_ok {
+            why = format!("h2load exited with {status:?}; {why}");
+        }
+        if let Some(said) = err_text.lines().find(|l| !l.trim().is_empty()) {
+            why = format!("{why}; h2load: {}", said.trim());
+        }
+        counts.broken = Some(why);
+    }
+    let mut m = Measure {
+        rps,
+        p99_ms: counts.mean_ms,
+        rss_mib: rss_mib(pid),
+        // h2load's `failed` includes `errored` (network level, RST_STREAM), which
+        // includes `timeout`, and HTTP-level failures; `non_2xx` adds any 3xx it
+        // counted as a success.
+        errors: counts.failed.max(counts.non_2xx) + u64::from(counts.broken.is_some()),
+        ..Default::default()
+    };
+    if let (Some(c0), Some(c1)) = (cpu0, cpu1) {
+        if counts.succeeded > 0 {
+            // SAFETY: sysconf takes no pointers.
+            let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+            m.cpu_us_per_req = (c1 - c0) as f64 / ticks_per_sec * 1e6 / counts.succeeded as f64;
+        }
+    }
+    m.h2 = Some(counts);
+    m
+}
+
+/// Reads h2load's report: requests/s and the counts. Without a `requests:` line the
+/// run is marked broken.
+fn parse_h2load(text: &str) -> (f64, H2Counts) {
+    let mut rps = 0.0;
+    let mut c = H2Counts::default();
+    let mut saw_requests = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("finished in") {
+            // "finished in 3.00s, 32197.00 req/s, 1.17MB/s"
+            rps = rest
+                .split(", ")
+                .find_map(|f| f.strip_suffix(" req/s"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0);
+        } else if let Some(rest) = line.strip_prefix("requests:") {
+            // "requests: 64394 total, 64394 started, 64394 done, 64394 succeeded,
+            //  0 failed, 0 errored, 0 timeout"
+            saw_requests = true;
+            for (n, what) in counted(rest) {
+                match what {
+                    "done" => c.done = n,
+                    "succeeded" => c.succeeded = n,
+                    "failed" => c.failed = n,
+                    "errored" => c.errored = n,
+                    "timeout" => c.timeout = n,
+                    _ => {}
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("status codes:") {
+            // "status codes: 64395 2xx, 0 3xx, 0 4xx, 0 5xx"
+            c.non_2xx = counted(rest)
+                .filter(|(_, what)| matches!(*what, "3xx" | "4xx" | "5xx"))
+                .map(|(n, _)| n)
+                .sum();
+        } else if let Some(rest) = line.strip_prefix("time for request:") {
+            // min, max, mean, sd, +/- sd
+            c.mean_ms = rest
+                .split_whitespace()
+                .nth(2)
+                .map(parse_duration_ms)
+                .unwrap_or(0.0);
+        }
+    }
+    if !saw_requests {
+        c.broken = Some("no report".into());
+    }
+    (rps, c)
+}
+
+/// The `<number> <word>` pairs of a comma-separated h2load line.
+fn counted(list: &str) -> impl Iterator<Item = (u64, &str)> {
+    list.split(',').filter_map(|f| {
+        let (n, what) = f.trim().split_once(' ')?;
+        Some((n.parse().ok()?, what.trim()))
+    })
 }
 
 struct WrkResult {
@@ -278,7 +572,7 @@ fn print_table(
 ) {
     println!();
     println!(
-        "| scenario | server | requests/s | p99 | server CPU/request | best CPU/request | RSS | spindle ratio (req/s) | peer CPU ÷ spindle CPU (best) | notes |"
+        "| scenario | server | requests/s | latency (wrk: p99, h2load: mean) | server CPU/request | best CPU/request | RSS | spindle ratio (req/s) | peer CPU ÷ spindle CPU (best) | notes |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for scenario in scenarios {
@@ -289,6 +583,18 @@ fn print_table(
             .get(&(scenario.clone(), "spindle".to_string()))
             .map(|v| best(v, |m| m.cpu_us_per_req));
         for server in servers {
+            if !supports(server, scenario) {
+                let why = if is_h2(scenario) {
+                    "no HTTP/2"
+                } else {
+                    "HTTP/2 only"
+                };
+                println!(
+                    "| {} | {server} | n/a | n/a | n/a | n/a | n/a | n/a | n/a | {why} |",
+                    scenario_name(scenario)
+                );
+                continue;
+            }
             let Some(ms) = table.get(&(scenario.clone(), server.clone())) else {
                 continue;
             };
@@ -308,6 +614,7 @@ fn print_table(
             if errors > 0 {
                 notes.push(format!("{errors} errors"));
             }
+            notes.extend(h2_notes(ms));
             if let Some((served, of)) = ms
                 .last()
                 .and_then(|m| m.connections_served.map(|(of, s)| (s, of)))
@@ -332,6 +639,41 @@ fn print_table(
             );
         }
     }
+}
+
+/// h2load's error counts summed over the runs, and any run where h2load broke down,
+/// so that a run with errors cannot pass unseen.
+fn h2_notes(ms: &[Measure]) -> Vec<String> {
+    let counts: Vec<&H2Counts> = ms.iter().filter_map(|m| m.h2.as_ref()).collect();
+    if counts.is_empty() {
+        return Vec::new();
+    }
+    let sum = |f: fn(&H2Counts) -> u64| counts.iter().map(|c| f(c)).sum::<u64>();
+    let mut notes = Vec::new();
+    let kinds = [
+        ("failed", sum(|c| c.failed)),
+        ("errored (of the failed)", sum(|c| c.errored)),
+        ("timed out (of the errored)", sum(|c| c.timeout)),
+        ("non-2xx", sum(|c| c.non_2xx)),
+    ];
+    let bad: Vec<String> = kinds
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(what, n)| format!("{n} {what}"))
+        .collect();
+    if !bad.is_empty() {
+        notes.push(format!(
+            "h2load: {} of {} requests done",
+            bad.join(", "),
+            sum(|c| c.done)
+        ));
+    }
+    for (run, c) in counts.iter().enumerate() {
+        if let Some(why) = &c.broken {
+            notes.push(format!("run {run}: {}", why.replace('|', "/")));
+        }
+    }
+    notes
 }
 
 fn median(ms: &[Measure], f: impl Fn(&Measure) -> f64) -> f64 {
@@ -484,6 +826,13 @@ fn serve_hyper(addr: &str) {
         .enable_all()
         .build()
         .expect("runtime");
+    // The auto builder serves HTTP/1.x, and HTTP/2 when a connection opens with the
+    // HTTP/2 preface (h2c with prior knowledge), as spindle does on one port. Its
+    // max_concurrent_streams default (200) is "not part of the stability of hyper";
+    // it is pinned to spindle's 128 so both advertise the same limit.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http2().max_concurrent_streams(128);
+    let builder = std::sync::Arc::new(builder);
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         loop {
@@ -491,6 +840,7 @@ fn serve_hyper(addr: &str) {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let builder = builder.clone();
             tokio::spawn(async move {
                 let service = service_fn(|_req| async {
                     let mut res = hyper::Response::new(Full::new(bytes::Bytes::from_static(HELLO)));
@@ -500,7 +850,7 @@ fn serve_hyper(addr: &str) {
                     );
                     Ok::<_, std::convert::Infallible>(res)
                 });
-                let _ = auto::Builder::new(TokioExecutor::new())
+                let _ = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });

@@ -7,15 +7,22 @@
 //! - hop-by-hop fields (RFC 9110 §7.6.1, and those named in `Connection`) are removed
 //!   both ways; `X-Forwarded-For`, `X-Forwarded-Host` and `X-Forwarded-Proto` are added;
 //! - an upstream that cannot be reached or answers garbage gives 502, one that is too
-//!   slow gives 504.
+//!   slow gives 504;
+//! - clients may speak HTTP/1.x or HTTP/2 with prior knowledge (h2c) to the proxy; the
+//!   upstream is always spoken to in HTTP/1.1. An HTTP/2 request body has no framing
+//!   of its own (DATA frames until END_STREAM, usually without `Content-Length`), so it
+//!   goes upstream chunked; `:authority` becomes `X-Forwarded-Host` as `Host` does for
+//!   HTTP/1.x (split `Cookie` fields arrive joined: the server does that for HTTP/2).
+//!
+//! Try HTTP/2: `curl --http2-prior-knowledge -T bigfile http://127.0.0.1:8080/upload`.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use spindle::client::{Body, Redirect};
 use spindle::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use spindle::http::StatusCode;
+use spindle::http::{StatusCode, Version};
 use spindle::server::{Request, Response, Server};
 use spindle::{Client, ErrorKind};
 
@@ -76,7 +83,15 @@ impl ReverseProxy {
         let url = format!("{}{}", self.upstream, target);
         let mut headers = req.headers().clone();
         strip_hop_by_hop(&mut headers);
-        if let Some(host) = headers.remove(header::HOST) {
+        // The host the client asked for: `Host` on HTTP/1.x, `:authority` (kept in the
+        // URI, and not a header field) on HTTP/2. The upstream gets its own `Host`
+        // from the URL, as nginx's default `proxy_set_header Host $proxy_host` does.
+        let host = headers.remove(header::HOST).or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        if let Some(host) = host {
             headers.insert(HeaderName::from_static("x-forwarded-host"), host);
         }
         headers.insert(
@@ -94,13 +109,37 @@ impl ReverseProxy {
             }
         }
         let length = req.content_length();
-        let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+        // A body of unknown length: HTTP/1.1 chunked, or any HTTP/2 request without
+        // Content-Length (whether DATA frames follow the HEADERS is not in the head).
+        let unknown_length = req.headers().contains_key(header::TRANSFER_ENCODING)
+            || req.version() == Version::HTTP_2;
         let method = req.method().clone();
         let builder = self.client.request(method, url.as_str()).headers(headers);
-        let result = match (length, chunked) {
-            (Some(n), _) => builder.body(Body::sized_reader(&mut req, n)).send(),
-            (None, true) => builder.body(Body::reader(&mut req)).send(),
-            (None, false) => builder.send(),
+        let result = match length {
+            Some(n) => builder.body(Body::sized_reader(&mut req, n)).send(),
+            None if unknown_length => {
+                // Read the first piece before choosing the framing: an HTTP/2 GET
+                // ends with its HEADERS and must not go upstream with an empty
+                // chunked body (some servers refuse a GET with a body). Anything
+                // else is forwarded chunked, streamed, never held whole.
+                let mut first = vec![0u8; 16 * 1024];
+                match read_some(&mut req, &mut first) {
+                    Ok(0) => builder.send(),
+                    Ok(n) => {
+                        first.truncate(n);
+                        let body = io::Cursor::new(first).chain(&mut req);
+                        builder.body(Body::reader(body)).send()
+                    }
+                    Err(err) => {
+                        log::warn!("reading the request body: {err}");
+                        res.with_status(StatusCode::BAD_REQUEST)
+                            .send(b"400 Bad Request: request body\n")
+                            .ok();
+                        return;
+                    }
+                }
+            }
+            None => builder.send(),
         };
         let mut upstream = match result {
             Ok(upstream) => upstream,
@@ -143,6 +182,16 @@ impl ReverseProxy {
             out.set_trailers(trailers);
         }
         out.end().ok();
+    }
+}
+
+/// Reads at least one byte, or 0 at the end of the body.
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! silent and garbage clients, idle connections holding no threads, plaintext buffered
 //! inside the TLS layer, large bodies and graceful shutdown.
 #![cfg(feature = "tls")]
+mod common;
 mod tls_support;
 
 use std::io::{self, Read, Write};
@@ -163,8 +164,7 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn curl_reuses_a_keep_alive_https_connection() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("curl not installed; skipping");
+    if !common::tool_available("curl") {
         return;
     }
     let pki = pki();
@@ -435,4 +435,89 @@ fn graceful_shutdown_with_https_connections() {
     assert!(matches!(idle.read_to_end(&mut rest), Ok(_) | Err(_)));
     assert!(rest.is_empty());
     assert!(TcpStream::connect(listening.local_addr()).is_err());
+}
+
+/// Answers with the protocol that carried the request and the request body's length
+/// and checksum, so a test sees both directions.
+fn protocol_and_body(mut req: Request, res: Response) {
+    let mut body = Vec::new();
+    if req.read_to_end(&mut body).is_err() {
+        return;
+    }
+    let text = format!("{:?} {} {:08x}", req.version(), body.len(), crc32(&body));
+    res.send(text.as_bytes()).ok();
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    crc.sum()
+}
+
+#[test]
+fn alpn_h2_serves_curl_and_nghttp_over_tls_and_http11_clients_still_work() {
+    if !common::tool_available("curl") || !common::tool_available("nghttp") {
+        return;
+    }
+    let pki = pki();
+    let srv = Https::start(&pki.server, protocol_and_body, |s| s);
+    let dir = tmpdir("alpn-h2");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pki.ca.pem()).unwrap();
+    // 3 MiB: many DATA frames and several flow-control window updates each way.
+    let upload: Vec<u8> = (0..3 << 20).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let file = dir.join("upload.bin");
+    std::fs::write(&file, &upload).unwrap();
+
+    // curl negotiates h2 through ALPN; two requests reuse the one connection.
+    let out = Command::new("curl")
+        .args(["-sS", "-v", "--http2", "--max-time", "20", "--cacert"])
+        .arg(&ca)
+        .arg(srv.url("/a"))
+        .args(["--next", "--http2", "--cacert"])
+        .arg(&ca)
+        .arg("--data-binary")
+        .arg(format!("@{}", file.display()))
+        .arg(srv.url("/b"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curl failed: {stderr}");
+    assert!(stderr.contains("ALPN: server accepted h2"), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "HTTP/2.0 0 {:08x}HTTP/2.0 {} {:08x}",
+            crc32(b""),
+            upload.len(),
+            crc32(&upload)
+        )
+    );
+    assert_eq!(srv.accepted(), 1, "both requests on one connection");
+
+    // nghttp: the SETTINGS exchange, then the response on stream 1.
+    let out = Command::new("nghttp")
+        .args(["-nv", "-t", "20"])
+        .arg(srv.url("/n"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "nghttp failed: {log}");
+    assert!(log.contains("recv SETTINGS frame"), "{log}");
+    assert!(log.contains(":status: 200"), "{log}");
+    assert!(log.contains("send GOAWAY frame"), "{log}");
+
+    // A client offering only HTTP/1.1 is served HTTP/1.1 on the same port.
+    let out = Command::new("curl")
+        .args(["-sS", "--http1.1", "--max-time", "20", "--cacert"])
+        .arg(&ca)
+        .arg(srv.url("/c"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("HTTP/1.1 0 {:08x}", crc32(b""))
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

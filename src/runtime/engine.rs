@@ -28,6 +28,7 @@ use super::sys::{self, Epoll, Readiness};
 use super::transport::Transport;
 use crate::server::config::{Config, Overload};
 use crate::server::h1conn::{self, H1Conn, Next, Scratch};
+use crate::server::h2c_upgrade::H2cUpgrade;
 use crate::server::h2conn::{self, H2Driver, H2Next};
 use crate::server::{ConnEvent, ConnState, Handler};
 use crate::tls::{HandshakeStatus, Interest, ALPN_H2};
@@ -163,7 +164,11 @@ impl ConnWaker {
         if let Some(core) = self.core.upgrade() {
             let lp = &core.loops[self.index];
             lock(&lp.state).ready.push_back(self.slot as u64);
-            lp.epoll.wake();
+            // The thread running this loop looks at its ready queue before it next
+            // waits; only another thread must interrupt the wait.
+            if owned_loop(&core) != Some(self.index) {
+                lp.epoll.wake();
+            }
         }
     }
 }
@@ -195,12 +200,34 @@ thread_local! {
 }
 
 /// Called by a socket just before it blocks: if this thread runs an event loop, the loop
-/// goes to a spare thread so its other connections keep being served.
-pub(crate) fn release_loop_before_blocking() {
+/// goes to a spare thread so its other connections keep being served. True when it did.
+pub(crate) fn release_loop_before_blocking() -> bool {
     let owner = OWNER.with(|o| o.borrow_mut().take());
-    if let Some(owner) = owner {
-        owner.core.hand_off(owner.index, owner.gen);
+    match owner {
+        Some(owner) => owner.core.hand_off(owner.index, owner.gen),
+        None => false,
     }
+}
+
+/// The loop of `core` this thread runs now, if any (a hand-off or the watchdog may have
+/// passed it on while this thread was in a handler).
+fn owned_loop(core: &Arc<EngineCore>) -> Option<usize> {
+    OWNER.with(|o| {
+        o.borrow().as_ref().and_then(|w| {
+            let current = Arc::ptr_eq(&w.core, core)
+                && w.core.loops[w.index].gen.load(Ordering::Acquire) == w.gen;
+            current.then_some(w.index)
+        })
+    })
+}
+
+/// True while this thread runs an event loop.
+pub(crate) fn owns_event_loop() -> bool {
+    OWNER.with(|o| {
+        o.borrow()
+            .as_ref()
+            .is_some_and(|w| w.core.loops[w.index].gen.load(Ordering::Acquire) == w.gen)
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -208,14 +235,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl EngineCore {
-    fn hand_off(&self, index: usize, gen: u64) {
+    /// Passes loop `index` to another thread if generation `gen` still owns it; true
+    /// when it did.
+    fn hand_off(&self, index: usize, gen: u64) -> bool {
         let lp = &self.loops[index];
         if lp
             .gen
             .compare_exchange(gen, gen + 1, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return;
+            return false;
         }
         lp.owned.store(false, Ordering::Release);
         // Unbounded channel, but at most one live assignment per loop is ever useful;
@@ -227,6 +256,7 @@ impl EngineCore {
         if self.idle_threads.load(Ordering::Acquire) == 0 {
             self.spawn_thread();
         }
+        true
     }
 
     /// Starts another engine thread, unless the bound is reached.
@@ -286,7 +316,7 @@ impl EngineCore {
 
     /// Threads that may run jobs at once: the rest stay free to run the event loops, so
     /// a loop never waits for a thread held by a handler that waits for that loop.
-    fn job_thread_limit(&self) -> usize {
+    pub(crate) fn job_thread_limit(&self) -> usize {
         self.max_threads.saturating_sub(self.loops.len()).max(1)
     }
 
@@ -311,8 +341,9 @@ impl EngineCore {
         Ok(())
     }
 
-    /// Reserves the right to run a job on this thread, within the limit.
-    fn reserve_job_thread(&self) -> bool {
+    /// Reserves the right to run a job on this thread, within the limit; give it back
+    /// with [`release_job_thread`](EngineCore::release_job_thread).
+    pub(crate) fn reserve_job_thread(&self) -> bool {
         let limit = self.job_thread_limit();
         let mut n = self.job_threads.load(Ordering::Acquire);
         while n < limit {
@@ -325,6 +356,11 @@ impl EngineCore {
             }
         }
         false
+    }
+
+    /// Ends what [`reserve_job_thread`](EngineCore::reserve_job_thread) began.
+    pub(crate) fn release_job_thread(&self) {
+        self.job_threads.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// A waker for the connection in `slot` of the loop `lp`.
@@ -673,12 +709,16 @@ impl<H: Handler> Engine<H> {
             return self.linger(lp, conn);
         }
         if conn.h2.is_some() {
-            return self.serve_h2(lp, conn);
+            return self.serve_h2(lp, conn, scratch);
         }
         if conn.socket.is_handshaking() {
             match self.handshake(lp, conn) {
                 Some(ready) => conn = ready,
                 None => return,
+            }
+            if conn.socket.negotiated_alpn().as_deref() == Some(ALPN_H2) {
+                // The client speaks HTTP/2 from its first byte (RFC 9113 §3.2).
+                return self.start_h2(lp, conn, Vec::new(), None, scratch);
             }
         }
         conn.h1.readable();
@@ -728,53 +768,135 @@ impl<H: Handler> Engine<H> {
                     let input = conn.h1.take_unread();
                     let buf = conn.h1.take_buffer();
                     lock(&lp.state).recycle(buf);
-                    if let Err(e) = lp
-                        .epoll
-                        .watch_writable(conn.socket.raw_fd(), conn.slot as u64)
-                    {
-                        log::debug!("watching an HTTP/2 connection for writability: {e}");
-                        self.close(lp, conn, h1conn::Fate::Io, scratch);
-                        return;
-                    }
-                    let waker = core.waker(lp, conn.slot);
-                    conn.h2 = Some(Box::new(H2Driver::new(
-                        &core.config,
-                        input,
-                        conn.peer,
-                        waker,
-                    )));
-                    return self.serve_h2(lp, conn);
+                    return self.start_h2(lp, conn, input, None, scratch);
+                }
+                Next::H2cUpgrade(upgrade) => {
+                    // `101 Switching Protocols` is out; the client preface follows.
+                    let input = conn.h1.take_unread();
+                    let buf = conn.h1.take_buffer();
+                    lock(&lp.state).recycle(buf);
+                    return self.start_h2(lp, conn, input, Some(*upgrade), scratch);
                 }
             }
         }
     }
 
-    /// Drives an HTTP/2 connection's I/O until it would block, then parks or closes it.
-    /// Its streams' handlers run as jobs on other threads; this never waits for them.
-    fn serve_h2(&self, lp: &EventLoop, mut conn: Box<Conn>) {
+    /// Switches a connection to HTTP/2 (after the client preface, ALPN `h2`, or an
+    /// `Upgrade: h2c` whose request becomes stream 1) and serves it. `input`: bytes
+    /// already read, from the preface on.
+    fn start_h2(
+        &self,
+        lp: &EventLoop,
+        mut conn: Box<Conn>,
+        input: Vec<u8>,
+        upgrade: Option<H2cUpgrade>,
+        scratch: &mut Scratch,
+    ) {
+        let core = &self.core;
+        // HTTP/2 output may not fit the socket; the loop then waits for writability.
+        if let Err(e) = lp
+            .epoll
+            .watch_writable(conn.socket.raw_fd(), conn.slot as u64)
+        {
+            log::debug!("watching an HTTP/2 connection for writability: {e}");
+            self.close(lp, conn, h1conn::Fate::Io, scratch);
+            return;
+        }
+        let waker = core.waker(lp, conn.slot);
+        match H2Driver::new(&core.config, input, conn.peer, waker, upgrade) {
+            Ok(driver) => conn.h2 = Some(Box::new(driver)),
+            Err(e) => {
+                log::debug!(
+                    "h2c upgrade from {:?} with invalid settings: {e:?}",
+                    conn.peer
+                );
+                self.close(lp, conn, h1conn::Fate::Io, scratch);
+                return;
+            }
+        }
+        self.serve_h2(lp, conn, scratch)
+    }
+
+    /// Drives an HTTP/2 connection's I/O until it would block, then parks or closes it,
+    /// and runs the requests that arrived once it is parked (see [`StreamRunner::run`]):
+    /// the connection is always back in its slot, drivable by the loop, while a
+    /// handler runs.
+    ///
+    /// [`StreamRunner::run`]: h2conn::StreamRunner::run
+    fn serve_h2(&self, lp: &EventLoop, mut conn: Box<Conn>, scratch: &mut Scratch) {
         let core = &self.core;
         loop {
             let Some(h2) = conn.h2.as_mut() else {
                 return;
             };
             core.emit_id(conn.id, conn.peer, ConnState::Active);
-            match h2conn::drive(h2, &conn.socket, &self.handler, core) {
-                H2Next::Park(deadline) => match self.try_park(lp, conn, deadline, true) {
-                    Parking::Parked => return,
-                    Parking::Cut(cut) => {
-                        let _ = cut.socket.shutdown(std::net::Shutdown::Both);
-                        return self.release(lp, cut);
-                    }
-                    Parking::Readable(ready) => conn = ready,
-                },
+            let next = h2conn::drive(h2, &conn.socket, core, &mut scratch.read);
+            let runner = h2.runner(core);
+            let deadline = match next {
+                H2Next::Park(deadline) => deadline,
                 H2Next::Close => {
                     let _ = conn.socket.shutdown(std::net::Shutdown::Both);
                     lp.epoll.delete(conn.socket.raw_fd());
                     self.release(lp, conn);
                     return;
                 }
+            };
+            // TLS: decrypted bytes wait inside the session; no edge will announce them.
+            let revisit = conn.socket.must_not_park();
+            let Some(runner) = runner else {
+                if revisit {
+                    continue;
+                }
+                match self.try_park(lp, conn, deadline, true) {
+                    Parking::Parked => return,
+                    Parking::Cut(cut) => {
+                        let _ = cut.socket.shutdown(std::net::Shutdown::Both);
+                        return self.release(lp, cut);
+                    }
+                    Parking::Readable(ready) => {
+                        conn = ready;
+                        continue;
+                    }
+                }
+            };
+            if let Some(cut) = self.park_and_queue(lp, conn, deadline, revisit) {
+                let _ = cut.socket.shutdown(std::net::Shutdown::Both);
+                return self.release(lp, cut);
             }
+            runner.run(&self.handler);
+            return;
         }
+    }
+
+    /// Parks a connection whose handlers this thread is about to run. Unlike
+    /// [`try_park`](Engine::try_park), readiness that arrived meanwhile (or `requeue`)
+    /// puts it on the ready queue rather than back in our hands, so the loop serves it
+    /// after the handlers, or its next owner at once should a handler block. Returns
+    /// the connection when a shutdown deadline cut it.
+    fn park_and_queue(
+        &self,
+        lp: &EventLoop,
+        mut conn: Box<Conn>,
+        deadline: Instant,
+        requeue: bool,
+    ) -> Option<Box<Conn>> {
+        let mut st = lock(&lp.state);
+        let mut requeue = requeue;
+        if let Slot::Busy { pending, cut, .. } = &mut st.slots[conn.slot] {
+            if *cut {
+                return Some(conn);
+            }
+            requeue |= *pending;
+        }
+        conn.deadline = deadline;
+        let tick = self.core.tick_of(deadline);
+        st.schedule(&mut conn, tick);
+        let slot = conn.slot;
+        st.slots[slot] = Slot::Parked(conn);
+        if requeue {
+            st.ready.push_back(slot as u64);
+        }
+        None
     }
 
     /// Drives a connection's TLS handshake as far as it goes without blocking. Returns
@@ -790,11 +912,6 @@ impl<H: Handler> Engine<H> {
             }
             match conn.socket.tls_handshake() {
                 Ok(HandshakeStatus::Complete) => {
-                    if conn.socket.negotiated_alpn().as_deref() == Some(ALPN_H2) {
-                        // Only an acceptor configured to offer h2 gets here.
-                        self.end_handshake(lp, conn, "ALPN selected h2, not served yet");
-                        return None;
-                    }
                     return Some(conn);
                 }
                 Ok(HandshakeStatus::Pending(_)) if now >= conn.deadline => {
@@ -1095,7 +1212,7 @@ impl<H: Handler> Engine<H> {
         for mut conn in expired {
             if conn.h2.is_some() {
                 // The driver looks at its own clock: idle timeout, SETTINGS ACK, GOAWAY.
-                self.serve_h2(lp, conn);
+                self.serve_h2(lp, conn, scratch);
                 continue;
             }
             if conn.lingering.is_some() {

@@ -236,14 +236,12 @@ impl Socket {
 }
 
 impl Socket {
-    /// One write that never waits: `WouldBlock` when the socket is full. Plain sockets
-    /// only (HTTP/2 is served without TLS for now).
+    /// One write that never waits: `WouldBlock` when the socket is full. Over TLS, a
+    /// write refused with `WouldBlock` must be retried with the same leading bytes (see
+    /// [`SharedServerStream::try_write`]).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        if self.tls.is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "non-blocking TLS writes are not supported",
-            ));
+        if let Some(tls) = &self.tls {
+            return tls.try_write(buf);
         }
         loop {
             match self.stream.write_once(buf) {

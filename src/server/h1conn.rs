@@ -12,6 +12,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use super::config::Config;
+use super::h2c_upgrade::{self, H2cUpgrade};
 use super::request::{Body, BodySource, Request};
 use super::response::{Response, ResponseSink};
 use super::upgrade::Upgraded;
@@ -33,6 +34,8 @@ const INITIAL_READ_BUFFER: usize = 8 * 1024;
 pub(crate) struct Scratch {
     write: Vec<u8>,
     headers: HeaderMap,
+    /// HTTP/2's read buffer (see `h2conn::drive`).
+    pub read: Vec<u8>,
 }
 
 /// What the engine should do with a connection after [`serve_ready`].
@@ -45,6 +48,9 @@ pub(crate) enum Next {
     /// The connection opened with the HTTP/2 client preface: hand it to HTTP/2, with
     /// the bytes read so far ([`H1Conn::take_unread`]).
     Http2,
+    /// A request asked to continue in HTTP/2 and was answered `101 Switching
+    /// Protocols`: HTTP/2 serves it as stream 1; bytes after its body are unread.
+    H2cUpgrade(Box<H2cUpgrade>),
 }
 
 /// The state of one HTTP/1 connection that survives while it is parked.
@@ -852,6 +858,12 @@ pub(crate) fn serve_ready<H: Handler + ?Sized>(
         };
         conn.head_started = None;
         conn.served += 1;
+        if let Some(settings) = h2c_settings(io, &head) {
+            return match take_h2c_upgrade(io, side, cfg, &mut scratch.write, head, settings) {
+                Ok(upgrade) => Next::H2cUpgrade(Box::new(upgrade)),
+                Err(fate) => Next::Close(fate),
+            };
+        }
         match exchange(io, peer, handler, cfg, side, scratch, stopping, head) {
             Ok(()) => {}
             Err(fate) => return Next::Close(fate),
@@ -1025,6 +1037,85 @@ fn exchange<H: Handler + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// The client's SETTINGS when `head` asks for `Upgrade: h2c` and can have it: plain
+/// TCP (h2c means cleartext), HTTP/1.1, a body small enough to read before switching and
+/// no `Expect: 100-continue` (the client must send the whole body first).
+fn h2c_settings(io: &dyn Transport, head: &RequestHead) -> Option<Vec<u8>> {
+    let body_fits = match head.framing {
+        BodyFraming::Empty => true,
+        BodyFraming::Length(n) => n <= h2c_upgrade::MAX_UPGRADE_BODY,
+        BodyFraming::Chunked | BodyFraming::CloseDelimited => false,
+    };
+    if io.is_tls()
+        || head.version != Version::HTTP_11
+        || head.expect_continue
+        || head.method == Method::CONNECT
+        || !body_fits
+    {
+        return None;
+    }
+    h2c_upgrade::requested_settings(&head.headers)
+}
+
+/// Reads the upgrading request's body and switches the connection: `101 Switching
+/// Protocols` goes out (after any earlier pipelined answers).
+fn take_h2c_upgrade(
+    io: &dyn Transport,
+    side: &mut ReadSide,
+    cfg: &Config,
+    out: &mut Vec<u8>,
+    head: RequestHead,
+    settings: Vec<u8>,
+) -> Result<H2cUpgrade, Fate> {
+    let RequestHead {
+        method,
+        uri,
+        headers,
+        framing,
+        ..
+    } = head;
+    let mut body = Vec::new();
+    if let BodyFraming::Length(n) = framing {
+        // `h2c_settings` bounded `n`.
+        body.resize(n as usize, 0);
+        side.body = BodyState::Length(n);
+        let cont = Continue {
+            pending: AtomicBool::new(false),
+            head_sent: AtomicBool::new(false),
+        };
+        let mut filled = 0;
+        while filled < body.len() {
+            let read = read_body(
+                io,
+                side,
+                &cont,
+                cfg.read_timeout,
+                cfg.max_head_bytes(),
+                &mut body[filled..],
+            );
+            match read {
+                Ok(0) => return Err(Fate::BodyError),
+                Ok(k) => filled += k,
+                Err(e) => {
+                    log::debug!("reading the body of an h2c upgrade request: {e}");
+                    return Err(Fate::BodyError);
+                }
+            }
+        }
+    }
+    side.body = BodyState::Done;
+    out.extend_from_slice(h2c_upgrade::SWITCHING_PROTOCOLS);
+    if let Err(e) = flush(io, out) {
+        log::debug!("write failed: {e}");
+        return Err(Fate::Io);
+    }
+    Ok(H2cUpgrade {
+        head: h2c_upgrade::stream_head(method, uri, headers),
+        body,
+        settings,
+    })
 }
 
 /// `Connection: upgrade` with an `Upgrade` field: the client offers to switch protocols.

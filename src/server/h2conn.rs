@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,13 +23,17 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use super::config::Config;
+use super::h2c_upgrade::H2cUpgrade;
 use super::request::{Body, BodySource, Request};
 use super::response::{Response, ResponseSink};
 use super::Handler;
+use crate::h1::date::with_http_date;
 use crate::h2::frame::StreamId;
 use crate::h2::proto::{self, Connection, Event};
-use crate::h2::Reason;
-use crate::runtime::engine::{ConnWaker, EngineCore};
+use crate::h2::{H2Error, Reason};
+use crate::runtime::engine::{
+    owns_event_loop, release_loop_before_blocking, ConnWaker, EngineCore,
+};
 use crate::runtime::socket::Socket;
 use crate::runtime::transport::Transport;
 
@@ -58,6 +62,11 @@ pub(crate) struct H2Driver {
     idle_since: Option<Instant>,
     idle_timeout: Option<Duration>,
     config: Arc<Config>,
+    /// The request of an `Upgrade: h2c`, to run as stream 1 on the first drive.
+    upgraded: Option<(http::Request<()>, Vec<u8>)>,
+    /// The last drive left streams waiting that the connection's share of threads has
+    /// room for: [`H2Driver::runner`] hands them out.
+    runnable: bool,
 }
 
 /// What the loop and the stream handlers share.
@@ -68,6 +77,18 @@ struct Shared {
     waker: ConnWaker,
     /// Streams whose handler has not finished.
     live_streams: AtomicUsize,
+    /// A wakeup is queued and the driver has not run since: later ones are redundant.
+    wake_queued: AtomicBool,
+}
+
+impl Shared {
+    /// Brings the connection back to its event loop (to write what handlers queued, or
+    /// to notice a finished stream), once per drive however many handlers ask.
+    fn wake(&self) {
+        if !self.wake_queued.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
 }
 
 struct State {
@@ -75,6 +96,11 @@ struct State {
     streams: HashMap<u32, StreamBuf>,
     /// The connection is gone: every wait ends with an error.
     broken: bool,
+    /// Streams whose handler runs (or waits for a job thread).
+    running: usize,
+    /// Streams over the connection's share of threads, waiting for one of its running
+    /// handlers to finish.
+    waiting: VecDeque<NewStream>,
 }
 
 #[derive(Default)]
@@ -90,25 +116,48 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The server's limits, in HTTP/2 terms: the bound on a request head becomes the header
+/// list size we advertise and enforce (431 above it, as in HTTP/1.1).
+fn protocol_config(config: &Config) -> proto::Config {
+    proto::Config {
+        max_header_list_size: u32::try_from(config.max_head_bytes()).unwrap_or(u32::MAX),
+        ..proto::Config::default()
+    }
+}
+
 impl H2Driver {
+    /// A driver for a connection that just turned to HTTP/2; `input` holds the bytes
+    /// already read. With `upgrade` (an `Upgrade: h2c` request), that request is served
+    /// as stream 1; `Err` when its `HTTP2-Settings` are invalid.
     pub fn new(
         config: &Arc<Config>,
         input: Vec<u8>,
         peer: Option<SocketAddr>,
         waker: ConnWaker,
-    ) -> H2Driver {
+        upgrade: Option<H2cUpgrade>,
+    ) -> Result<H2Driver, H2Error> {
         let now = Instant::now();
-        let conn = Connection::server(proto::Config::default(), now);
-        H2Driver {
+        let settings = protocol_config(config);
+        let (conn, upgraded) = match upgrade {
+            None => (Connection::server(settings, now), None),
+            Some(up) => (
+                Connection::server_upgraded(settings, now, &up.settings)?,
+                Some((up.head, up.body)),
+            ),
+        };
+        Ok(H2Driver {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     conn,
                     streams: HashMap::new(),
                     broken: false,
+                    running: 0,
+                    waiting: VecDeque::new(),
                 }),
                 changed: Condvar::new(),
                 waker,
                 live_streams: AtomicUsize::new(0),
+                wake_queued: AtomicBool::new(false),
             }),
             input,
             peer,
@@ -118,7 +167,26 @@ impl H2Driver {
             idle_since: Some(now),
             idle_timeout: config.idle_timeout,
             config: config.clone(),
-        }
+            upgraded,
+            runnable: false,
+        })
+    }
+
+    /// Queues a new request to run (under the state lock) and counts it as in flight.
+    fn add_stream(&self, waiting: &mut VecDeque<NewStream>, new: NewStream) {
+        self.shared.live_streams.fetch_add(1, Ordering::AcqRel);
+        waiting.push_back(new);
+    }
+
+    /// The runner of the streams the last [`drive`] left waiting, when the connection
+    /// has room to start some: the engine calls it once the connection is parked.
+    pub fn runner(&mut self, core: &Arc<EngineCore>) -> Option<StreamRunner> {
+        std::mem::take(&mut self.runnable).then(|| StreamRunner {
+            shared: self.shared.clone(),
+            config: self.config.clone(),
+            core: core.clone(),
+            peer: self.peer,
+        })
     }
 
     /// No stream is in flight (no handler running). Takes no lock.
@@ -162,35 +230,73 @@ fn write_out(conn: &mut Connection, socket: &Socket) -> io::Result<bool> {
 }
 
 /// Serves the connection until reading and writing would both block (or there is
-/// nothing to do), then tells the engine to park or close it.
-pub(crate) fn drive<H: Handler>(
+/// nothing to do), then tells the engine to park or close it. Requests that arrived
+/// wait for [`H2Driver::runner`]: the engine runs them once the connection is parked. `read_buf` is the thread's read buffer, reused across connections.
+pub(crate) fn drive(
     d: &mut H2Driver,
     socket: &Socket,
-    handler: &Arc<H>,
-    core: &Arc<EngineCore>,
+    core: &EngineCore,
+    read_buf: &mut Vec<u8>,
 ) -> H2Next {
     let shared = d.shared.clone();
-    let mut chunk = vec![0u8; READ_CHUNK];
+    // Wakeups from now on bring the connection back; earlier ones are served here.
+    shared.wake_queued.store(false, Ordering::Release);
     let mut st = lock(&shared.state);
     let now = Instant::now();
     if st.conn.tick(now).is_err() {
         let _ = write_out(&mut st.conn, socket);
         return close(&shared, st);
     }
+    if let Some((head, body)) = d.upgraded.take() {
+        st.streams.insert(
+            1,
+            StreamBuf {
+                end: true,
+                ..StreamBuf::default()
+            },
+        );
+        let new = NewStream {
+            id: StreamId::new(1),
+            head,
+            end_stream: body.is_empty(),
+            upgrade_body: body,
+        };
+        d.add_stream(&mut st.waiting, new);
+    }
     if core.stopping.load(Ordering::Acquire) && !d.going_away {
         d.going_away = true;
         st.conn.goaway_graceful();
     }
+    if read_buf.len() < READ_CHUNK {
+        read_buf.resize(READ_CHUNK, 0);
+    }
     loop {
         let mut progress = false;
-        // Input: read until the socket would block (edge-triggered), unless the state
+        // Input: read until the socket is drained (edge-triggered), unless the state
         // machine wants us to drain its output first.
         while !d.read_closed && st.conn.wants_read() {
-            match socket.try_read(&mut chunk) {
+            match socket.try_read(read_buf) {
                 Ok(0) => d.read_closed = true,
                 Ok(n) => {
-                    d.input.extend_from_slice(&chunk[..n]);
                     progress = true;
+                    let fed = if d.input.is_empty() {
+                        // Straight from the read buffer; only a partial frame is kept.
+                        feed(d, &mut st, &read_buf[..n]).map(|used| {
+                            d.input.extend_from_slice(&read_buf[used..n]);
+                        })
+                    } else {
+                        d.input.extend_from_slice(&read_buf[..n]);
+                        feed_buffered(d, &mut st)
+                    };
+                    if fed.is_err() {
+                        let _ = write_out(&mut st.conn, socket);
+                        return close(&shared, st);
+                    }
+                    if n < read_buf.len() {
+                        // A short read drained the socket: new bytes raise a new edge,
+                        // so the read that would only say "would block" is skipped.
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -198,27 +304,10 @@ pub(crate) fn drive<H: Handler>(
                     d.read_closed = true;
                 }
             }
-            let (recv_ok, woke) = feed(d, &mut st, handler, core);
-            if woke {
-                shared.changed.notify_all();
-            }
-            if !recv_ok {
-                let _ = write_out(&mut st.conn, socket);
-                return close(&shared, st);
-            }
-            if d.input.len() > 2 * READ_CHUNK && !st.conn.wants_read() {
-                break;
-            }
         }
-        if !d.input.is_empty() && st.conn.wants_read() {
-            let (recv_ok, woke) = feed(d, &mut st, handler, core);
-            if woke {
-                shared.changed.notify_all();
-            }
-            if !recv_ok {
-                let _ = write_out(&mut st.conn, socket);
-                return close(&shared, st);
-            }
+        if !d.input.is_empty() && st.conn.wants_read() && feed_buffered(d, &mut st).is_err() {
+            let _ = write_out(&mut st.conn, socket);
+            return close(&shared, st);
         }
         // Output.
         match write_out(&mut st.conn, socket) {
@@ -227,8 +316,7 @@ pub(crate) fn drive<H: Handler>(
                     progress = true;
                     d.write_stalled = None;
                     // Draining may have opened room for blocked senders.
-                    let (_, woke) = dispatch(d, &mut st, handler, core);
-                    if woke {
+                    if dispatch(d, &mut st) {
                         shared.changed.notify_all();
                     }
                 }
@@ -242,6 +330,7 @@ pub(crate) fn drive<H: Handler>(
             break;
         }
     }
+    d.runnable = !st.waiting.is_empty() && st.running < handlers_per_connection(core);
     if d.read_closed {
         log::debug!("HTTP/2 peer {:?} closed the connection", d.peer);
         return close(&shared, st);
@@ -287,8 +376,9 @@ pub(crate) fn drive<H: Handler>(
         d.write_stalled = None;
     }
     if idle && d.input.is_empty() {
-        // A parked idle connection keeps no read buffer.
+        // A parked idle connection keeps no buffers.
         d.input = Vec::new();
+        st.conn.release_buffers();
     }
     H2Next::Park(deadline)
 }
@@ -300,47 +390,51 @@ fn close(shared: &Shared, mut st: MutexGuard<'_, State>) -> H2Next {
     H2Next::Close
 }
 
-/// Feeds buffered input to the state machine and dispatches the events. Returns
-/// (connection still usable, a handler may need waking).
-fn feed<H: Handler>(
-    d: &mut H2Driver,
-    st: &mut State,
-    handler: &Arc<H>,
-    core: &Arc<EngineCore>,
-) -> (bool, bool) {
-    let mut woke = false;
-    loop {
-        if d.input.is_empty() || !st.conn.wants_read() {
-            break;
-        }
-        let used = match st.conn.recv(&d.input) {
+/// Feeds `input` to the state machine, dispatching the events as they come; returns how
+/// many bytes it consumed (the rest is a partial frame, or waits for output room).
+/// `Err` on a connection error (GOAWAY is in the output).
+fn feed(d: &mut H2Driver, st: &mut State, input: &[u8]) -> Result<usize, ()> {
+    let mut pos = 0;
+    while pos < input.len() && st.conn.wants_read() {
+        let used = match st.conn.recv(&input[pos..]) {
             Ok(n) => n,
             Err(e) => {
                 log::debug!("HTTP/2 connection error with {:?}: {e:?}", d.peer);
-                let (_, w) = dispatch(d, st, handler, core);
-                return (false, woke || w);
+                dispatch(d, st);
+                d.shared.changed.notify_all();
+                return Err(());
             }
         };
-        d.input.drain(..used);
-        let (_, w) = dispatch(d, st, handler, core);
-        woke |= w;
+        pos += used;
+        if dispatch(d, st) {
+            d.shared.changed.notify_all();
+        }
         if used == 0 {
             break;
         }
     }
-    (true, woke)
+    Ok(pos)
 }
 
-/// Handles the queued events. Returns (ok, a handler may need waking).
-fn dispatch<H: Handler>(
-    d: &mut H2Driver,
-    st: &mut State,
-    handler: &Arc<H>,
-    core: &Arc<EngineCore>,
-) -> (bool, bool) {
+/// [`feed`] from the driver's own buffer of unconsumed input.
+fn feed_buffered(d: &mut H2Driver, st: &mut State) -> Result<(), ()> {
+    let input = std::mem::take(&mut d.input);
+    let result = feed(d, st, &input);
+    d.input = input;
+    d.input.drain(..*result.as_ref().unwrap_or(&0));
+    result.map(|_| ())
+}
+
+/// Handles the queued events; true when a handler may need waking. New requests wait
+/// in the connection's queue for [`H2Driver::runner`].
+fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
     let mut woke = false;
-    let mut new_streams = Vec::new();
-    let State { conn, streams, .. } = st;
+    let State {
+        conn,
+        streams,
+        waiting,
+        ..
+    } = st;
     while let Some(ev) = conn.poll_event() {
         match ev {
             Event::Request {
@@ -356,13 +450,18 @@ fn dispatch<H: Handler>(
                         ..StreamBuf::default()
                     },
                 );
-                new_streams.push((id, head, end_stream));
+                let new = NewStream {
+                    id,
+                    head,
+                    end_stream,
+                    upgrade_body: Vec::new(),
+                };
+                d.add_stream(waiting, new);
             }
             Event::HeadersTooLarge { id, end_stream } => {
-                let res = http::Response::builder()
-                    .status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-                    .body(())
-                    .expect("valid response");
+                let mut res = http::Response::new(());
+                *res.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+                insert_date(res.headers_mut());
                 let _ = conn.send_response(id, &res, true);
                 if !end_stream {
                     conn.reset(id, Reason::NoError);
@@ -404,39 +503,99 @@ fn dispatch<H: Handler>(
             _ => {}
         }
     }
-    for (id, head, end_stream) in new_streams {
-        d.shared.live_streams.fetch_add(1, Ordering::AcqRel);
-        let job_shared = d.shared.clone();
-        let job_handler = handler.clone();
-        let config = d.config.clone();
-        let peer = d.peer;
-        let job = Box::new(move || {
-            run_stream(
-                &*job_handler,
-                &job_shared,
-                &config,
-                id,
-                head,
-                end_stream,
-                peer,
-            );
-            job_shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-            job_shared.waker.wake();
-        });
-        if core.submit_job(job).is_err() {
-            log::debug!(
-                "no thread for stream {} of {:?}: refused",
-                id.value(),
-                d.peer
-            );
-            streams.remove(&id.value());
-            conn.reset(id, Reason::RefusedStream);
-            d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-        } else {
-            core.served_requests.fetch_add(1, Ordering::Relaxed);
+    woke
+}
+
+/// A request that starts a stream.
+pub(crate) struct NewStream {
+    id: StreamId,
+    head: http::Request<()>,
+    /// No body follows.
+    end_stream: bool,
+    /// The body of an `Upgrade: h2c` request, read over HTTP/1.1 (outside HTTP/2 flow
+    /// control); empty otherwise.
+    upgrade_body: Vec<u8>,
+}
+
+/// Starts a connection's waiting streams.
+#[derive(Clone)]
+pub(crate) struct StreamRunner {
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    core: Arc<EngineCore>,
+    peer: Option<SocketAddr>,
+}
+
+impl StreamRunner {
+    /// Starts the connection's waiting streams, as many as its share of threads allows
+    /// ([`handlers_per_connection`]): here, on the thread that runs the event loop,
+    /// while it still does and a job slot is free (no thread switch, and the answers to
+    /// a batch of requests leave in one write), otherwise as engine jobs. A handler
+    /// that must wait releases the loop first (see [`wait`]) and counts against the job
+    /// limit, so a loop never waits for a thread held by a handler that waits for that
+    /// loop; the loop's next owner then starts the streams behind it.
+    ///
+    /// Further streams wait for one of the connection's handlers to finish and then run
+    /// on its thread, so a few connections full of stalled streams cannot take every
+    /// thread.
+    pub fn run<H: Handler>(self, handler: &Arc<H>) {
+        let core = &self.core;
+        while let Some(new) = self.next() {
+            if owns_event_loop() && core.reserve_job_thread() {
+                self.run_one(&**handler, new);
+                core.release_job_thread();
+                continue;
+            }
+            let id = new.id;
+            let runner = self.clone();
+            let job_handler = handler.clone();
+            let job = Box::new(move || {
+                runner.run_one(&*job_handler, new);
+                while let Some(more) = runner.next() {
+                    runner.run_one(&*job_handler, more);
+                }
+            });
+            if core.submit_job(job).is_err() {
+                log::debug!(
+                    "no thread for stream {} of {:?}: refused",
+                    id.value(),
+                    self.peer
+                );
+                let mut st = lock(&self.shared.state);
+                st.running -= 1;
+                st.streams.remove(&id.value());
+                st.conn.reset(id, Reason::RefusedStream);
+                drop(st);
+                self.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+                self.shared.wake();
+            }
         }
     }
-    (true, woke)
+
+    /// The next waiting stream, if the connection may start one now.
+    fn next(&self) -> Option<NewStream> {
+        let mut st = lock(&self.shared.state);
+        if st.running >= handlers_per_connection(&self.core) {
+            return None;
+        }
+        let new = st.waiting.pop_front()?;
+        st.running += 1;
+        Some(new)
+    }
+
+    fn run_one<H: Handler + ?Sized>(&self, handler: &H, new: NewStream) {
+        run_stream(handler, &self.shared, &self.config, new, self.peer);
+        self.core.served_requests.fetch_add(1, Ordering::Relaxed);
+        self.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+        lock(&self.shared.state).running -= 1;
+        self.shared.wake();
+    }
+}
+
+/// How many stream handlers one connection may run at once: an eighth of the threads
+/// handlers may hold (at least 4).
+fn handlers_per_connection(core: &EngineCore) -> usize {
+    (core.job_thread_limit() / 8).max(4)
 }
 
 /// Runs the handler for one stream (on a job thread) and settles the stream after it.
@@ -444,18 +603,27 @@ fn run_stream<H: Handler + ?Sized>(
     handler: &H,
     shared: &Arc<Shared>,
     config: &Config,
-    id: StreamId,
-    head: http::Request<()>,
-    end_stream: bool,
+    new: NewStream,
     peer: Option<SocketAddr>,
 ) {
-    let (parts, ()) = head.into_parts();
+    let NewStream {
+        id,
+        head,
+        end_stream,
+        upgrade_body,
+    } = new;
+    let (mut parts, ()) = head.into_parts();
+    join_cookies(&mut parts.headers);
     let mut body = H2Body {
         shared,
         id,
         read_timeout: config.read_timeout,
         trailers: None,
+        upgrade_body: io::Cursor::new(upgrade_body),
+        // `100 Continue` goes out with the first body read, as in HTTP/1.1.
+        continue_pending: !end_stream && expects_continue(&parts.headers),
     };
+    let wants_continue = body.continue_pending;
     let mut sink = H2Sink {
         shared,
         id,
@@ -480,6 +648,17 @@ fn run_stream<H: Handler + ?Sized>(
         );
         *request.extensions_mut() = parts.extensions;
         catch_unwind(AssertUnwindSafe(|| {
+            if wants_continue {
+                let verdict = handler.check_continue(&request);
+                if verdict != StatusCode::CONTINUE {
+                    // Refused before the client sent its body: the status ends the
+                    // stream, and the unread request side is reset after the handler.
+                    log::debug!("refused an expected body with {verdict}");
+                    drop(request);
+                    sink.send_whole(verdict, b"").ok();
+                    return;
+                }
+            }
             handler.handle(request, Response::new(&mut sink));
         }))
     };
@@ -490,10 +669,9 @@ fn run_stream<H: Handler + ?Sized>(
     match sink.state {
         SinkState::Done => {}
         SinkState::Fresh | SinkState::Abandoned if outcome.is_err() => {
-            let res = http::Response::builder()
-                .status(StatusCode::INTERNAL_SERVER_ERROR)
-                .body(())
-                .expect("valid response");
+            let mut res = http::Response::new(());
+            *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            insert_date(res.headers_mut());
             if st.conn.send_response(id, &res, true).is_err() {
                 st.conn.reset(id, Reason::InternalError);
             }
@@ -517,12 +695,53 @@ fn run_stream<H: Handler + ?Sized>(
     drop(st);
 }
 
+/// A `Date` field unless the handler set one, as over HTTP/1.1 (RFC 9110 §6.6.1).
+fn insert_date(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::DATE) {
+        with_http_date(|date| {
+            if let Ok(v) = HeaderValue::from_bytes(date) {
+                headers.insert(header::DATE, v);
+            }
+        });
+    }
+}
+
+/// HTTP/2 may split `Cookie` into one field per cookie for better compression; they
+/// are joined with "; " before the request reaches a handler (RFC 9113 §8.2.3), so it
+/// sees what HTTP/1.1 would have carried.
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (values.next(), values.next()) else {
+        return;
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for v in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
+    }
+}
+
+/// `Expect: 100-continue` (RFC 9110 §10.1.1), which HTTP/2 keeps.
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// A request body: what the loop put in the stream's buffer.
 struct H2Body<'a> {
     shared: &'a Arc<Shared>,
     id: StreamId,
     read_timeout: Option<Duration>,
     trailers: Option<HeaderMap>,
+    /// The body of an `Upgrade: h2c` request, read before the switch; it comes first
+    /// and took no HTTP/2 flow-control window.
+    upgrade_body: io::Cursor<Vec<u8>>,
+    /// The client waits for `100 Continue` before sending the body.
+    continue_pending: bool,
 }
 
 fn wait<'a>(
@@ -531,6 +750,12 @@ fn wait<'a>(
     deadline: Option<Instant>,
     what: &str,
 ) -> io::Result<MutexGuard<'a, State>> {
+    // Only the event loop can end this wait: if this thread runs it (a handler called
+    // inline), it passes to a spare thread first, whose first task is to start the
+    // streams queued behind this one.
+    if release_loop_before_blocking() && !st.waiting.is_empty() {
+        shared.wake();
+    }
     match deadline {
         None => Ok(shared.changed.wait(st).unwrap_or_else(|p| p.into_inner())),
         Some(at) => {
@@ -552,8 +777,22 @@ impl BodySource for H2Body<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
+        let n = self.upgrade_body.read(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
         let deadline = self.read_timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.shared.state);
+        if self.continue_pending {
+            self.continue_pending = false;
+            let go_ahead = http::Response::builder()
+                .status(StatusCode::CONTINUE)
+                .body(())
+                .expect("valid response");
+            // Fails only if the stream is gone, which the loop below reports.
+            let _ = st.conn.send_response(self.id, &go_ahead, false);
+            self.shared.wake();
+        }
         loop {
             let st_ref = &mut *st;
             let Some(s) = st_ref.streams.get_mut(&self.id.value()) else {
@@ -571,7 +810,7 @@ impl BodySource for H2Body<'_> {
                 let flush = st_ref.conn.wants_write();
                 drop(st);
                 if flush {
-                    self.shared.waker.wake();
+                    self.shared.wake();
                 }
                 return Ok(n);
             }
@@ -637,6 +876,7 @@ impl H2Sink<'_> {
         ] {
             headers.remove(name);
         }
+        insert_date(&mut headers);
         if let Some(len) = len {
             if !headers.contains_key(header::CONTENT_LENGTH) {
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -652,7 +892,7 @@ impl H2Sink<'_> {
         let mut st = lock(&self.shared.state);
         let r = st.conn.send_response(self.id, res, end);
         drop(st);
-        self.shared.waker.wake();
+        self.shared.wake();
         r.map_err(|e| {
             self.state = SinkState::Failed;
             send_err(e)
@@ -681,14 +921,14 @@ impl H2Sink<'_> {
             match st.conn.send_data(self.id, data, end) {
                 Ok(n) if n > 0 || data.is_empty() => {
                     drop(st);
-                    self.shared.waker.wake();
+                    self.shared.wake();
                     return Ok(n);
                 }
                 Ok(_) => {
                     // Blocked on window or output room: the loop writes what is queued
                     // (it takes no lock of ours first), and a Capacity event wakes us.
                     if st.conn.wants_write() {
-                        self.shared.waker.wake();
+                        self.shared.wake();
                     }
                     st = wait(self.shared, st, deadline, "response write timed out")
                         .inspect_err(|_| self.state = SinkState::Failed)?;
@@ -749,11 +989,19 @@ impl ResponseSink for H2Sink<'_> {
     }
 
     fn end(&mut self) -> io::Result<()> {
+        if self.state == SinkState::Failed {
+            // Part of the body was lost: ending the stream would pass a truncated body
+            // off as whole; it is reset once the handler returns.
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the response body is incomplete after a failed write",
+            ));
+        }
         if let Some(trailers) = self.trailers.take() {
             let mut st = lock(&self.shared.state);
             let r = st.conn.send_trailers(self.id, &trailers);
             drop(st);
-            self.shared.waker.wake();
+            self.shared.wake();
             r.map_err(|e| {
                 self.state = SinkState::Failed;
                 send_err(e)

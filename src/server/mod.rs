@@ -26,6 +26,7 @@
 //! [`Server::handle_threads`]).
 pub(crate) mod config;
 pub(crate) mod h1conn;
+pub(crate) mod h2c_upgrade;
 pub(crate) mod h2conn;
 mod handler;
 mod request;
@@ -130,11 +131,9 @@ impl Server {
     /// nothing, or garbage, holds no thread and is cut by the
     /// [handshake timeout](Server::tls_handshake_timeout); failed handshakes are logged
     /// at debug level with the peer address. After the handshake, connections are
-    /// served as HTTP/1.1 exactly like plain ones (idle keep-alive connections hold no
-    /// thread). HTTP/2 is not served yet: the acceptors spindle builds
-    /// ([`Acceptor::from_pem`](crate::tls::Acceptor::from_pem)) offer no ALPN protocol,
-    /// so clients speak HTTP/1.1; a connection whose acceptor selects `h2` is closed
-    /// right after the handshake.
+    /// served exactly like plain ones (idle keep-alive connections hold no thread):
+    /// as HTTP/2 when ALPN selected `h2` (the acceptors spindle builds from PEM offer
+    /// `h2` and `http/1.1`), as HTTP/1.1 otherwise.
     ///
     /// ```no_run
     /// # #[cfg(feature = "tls")]

@@ -39,8 +39,10 @@ impl From<native_tls::TlsAcceptor> for Acceptor {
 
 impl Acceptor {
     /// A native-tls acceptor from a PEM certificate chain (leaf first) and a PEM
-    /// PKCS#8 private key (`-----BEGIN PRIVATE KEY-----`). No ALPN protocol is selected,
-    /// so clients speak HTTP/1.1.
+    /// PKCS#8 private key (`-----BEGIN PRIVATE KEY-----`). It selects `h2` through ALPN
+    /// when the client offers it, so such clients speak HTTP/2, others HTTP/1.1 (as Go's
+    /// net/http does); [`from_pem_alpn`](Acceptor::from_pem_alpn) with `&["http/1.1"]`
+    /// serves only HTTP/1.1.
     ///
     /// native-tls does not check that the key belongs to the certificate: a mismatch
     /// shows up as failing handshakes. (`OpensslAcceptor`, feature `openssl-alpn`, checks.)
@@ -53,7 +55,7 @@ impl Acceptor {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<Acceptor> {
-        Acceptor::from_pem_alpn(chain, key, &[])
+        Acceptor::from_pem_alpn(chain, key, &["h2", "http/1.1"])
     }
 
     /// Like [`from_pem`](Acceptor::from_pem), selecting the first of `protocols` (in

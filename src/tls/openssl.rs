@@ -61,10 +61,11 @@ impl fmt::Debug for OpensslAcceptorBuilder {
 
 impl OpensslAcceptor {
     /// An acceptor from a PEM certificate chain (leaf first) and a PEM private key
-    /// (PKCS#8 or traditional), selecting `http/1.1` when the client offers it.
+    /// (PKCS#8 or traditional), selecting `h2`, else `http/1.1`, when the client
+    /// offers them.
     pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<OpensslAcceptor> {
         Ok(OpensslAcceptor::builder_from_pem(chain, key)?
-            .alpn_protocols(&["http/1.1"])?
+            .alpn_protocols(&["h2", "http/1.1"])?
             .build())
     }
 

@@ -139,6 +139,15 @@ impl SharedServerStream {
         }
     }
 
+    /// Writes what the socket takes now without waiting (`WouldBlock` if it takes
+    /// nothing). After `WouldBlock`, the next write must start with the same bytes (a
+    /// TLS record may be half sent); an output buffer that is only appended to and
+    /// advanced by what was written keeps that rule.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let _w = lock(&self.writer);
+        io::Write::write(&mut *lock(&self.tls), buf)
+    }
+
     /// Writes all of `buf`, waiting as needed.
     pub fn write_all(
         &self,

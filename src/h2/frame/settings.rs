@@ -99,6 +99,23 @@ impl<'a> Settings<'a> {
         Ok(s)
     }
 
+    /// The settings of an `HTTP2-Settings` header field (RFC 9113 §3.2 of the older RFC
+    /// 7540: a SETTINGS payload, base64url-decoded by the caller), validated as a
+    /// received frame's would be.
+    pub fn from_payload(payload: &'a [u8]) -> Result<Settings<'a>, H2Error> {
+        if payload.len() % 6 != 0 {
+            return Err(conn_err(Reason::FrameSizeError, Violation::SettingsLength));
+        }
+        let s = Settings {
+            ack: false,
+            payload,
+        };
+        for (id, v) in s.iter() {
+            validate(id, v)?;
+        }
+        Ok(s)
+    }
+
     /// An empty SETTINGS frame with ACK set.
     pub fn ack() -> Settings<'static> {
         Settings {

@@ -191,6 +191,41 @@ impl Connection {
         Connection::new(Role::Client, cfg, now)
     }
 
+    /// A server-role connection taking over from HTTP/1.1 after `Upgrade: h2c` (RFC 7540
+    /// §3.2): `http2_settings` is the request's decoded `HTTP2-Settings` field, applied
+    /// as the client's first SETTINGS (the 101 response acknowledges it; no ACK is
+    /// sent). The upgrading request becomes stream 1, half-closed (remote): answer it with
+    /// [`send_response`](Connection::send_response) on [`StreamId::new(1)`]. The client's
+    /// preface is still expected first in [`recv`](Connection::recv).
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use spindle::h2::frame::StreamId;
+    /// use spindle::h2::proto::{Config, Connection, StreamState};
+    /// // SETTINGS_MAX_FRAME_SIZE = 32768.
+    /// let settings = [0x00, 0x05, 0x00, 0x00, 0x80, 0x00];
+    /// let server = Connection::server_upgraded(Config::default(), Instant::now(), &settings)?;
+    /// assert_eq!(server.peer_max_frame_size(), 32768);
+    /// assert_eq!(server.stream_state(StreamId::new(1)), StreamState::HalfClosedRemote);
+    /// # Ok::<(), spindle::h2::H2Error>(())
+    /// ```
+    pub fn server_upgraded(
+        cfg: Config,
+        now: Instant,
+        http2_settings: &[u8],
+    ) -> Result<Connection, H2Error> {
+        let settings = Settings::from_payload(http2_settings)?;
+        let mut c = Connection::new(Role::Server, cfg, now);
+        c.apply_peer_settings(&settings)?;
+        // The preface must still open with a SETTINGS frame.
+        c.got_settings = false;
+        c.open_remote(1);
+        c.end_recv(1);
+        c.max_peer_id = 1;
+        c.last_accepted = 1;
+        Ok(c)
+    }
+
     /// A connection of either role.
     pub fn new(role: Role, cfg: Config, now: Instant) -> Connection {
         let mut asm = BlockAssembler::new();
@@ -455,6 +490,21 @@ impl Connection {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
         }
+    }
+
+    /// Frees the buffers kept for reuse between frames (output, header scratch,
+    /// event queue) when they hold nothing, so a connection parked while idle costs
+    /// little; they grow again on use. Pending output and events are kept.
+    pub fn release_buffers(&mut self) {
+        if self.output_len() == 0 {
+            self.out = Vec::new();
+            self.out_pos = 0;
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+            self.data_buf = Vec::new();
+        }
+        self.hbuf = Vec::new();
     }
 
     /// Append all pending output to `dst` and clear it.
@@ -1547,6 +1597,17 @@ impl Connection {
         if s.payload().len() / 6 > self.cfg.max_settings_entries {
             return Err(conn_err(Reason::EnhanceYourCalm, Violation::Flood));
         }
+        let widened = self.apply_peer_settings(&s)?;
+        Settings::ack().encode(&mut self.out);
+        self.push_ev(Ev::SettingsReceived);
+        if widened {
+            self.wake_blocked();
+        }
+        self.count_control()
+    }
+
+    /// Applies the peer's settings; true when its stream windows grew.
+    fn apply_peer_settings(&mut self, s: &Settings<'_>) -> Result<bool, H2Error> {
         if !self.got_settings {
             self.got_settings = true;
             self.peer_max_concurrent = u32::MAX;
@@ -1578,12 +1639,7 @@ impl Connection {
                 _ => {}
             }
         }
-        Settings::ack().encode(&mut self.out);
-        self.push_ev(Ev::SettingsReceived);
-        if widened {
-            self.wake_blocked();
-        }
-        self.count_control()
+        Ok(widened)
     }
 
     fn on_ping(&mut self, p: Ping) -> Result<(), H2Error> {
