@@ -1091,3 +1091,63 @@ fn low_level_handshake_over_a_tls_stream() {
     drop(sender);
     driver.join().unwrap().unwrap();
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn alpn_h2_against_spindles_https_server_both_ways() {
+    let ca = tls_support::Ca::new("spindle h2 self CA");
+    let leaf = ca.issue("localhost", &["localhost"], false);
+    let acceptor = spindle::tls::Acceptor::from_pem(&leaf.chain_pem(), &leaf.key_pem()).unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    let server = Server::https("127.0.0.1:0", acceptor)
+        .unwrap()
+        .on_connection(move |e| {
+            if e.state == ConnState::New {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    // One handler thread per uploading stream: with fewer, streams waiting for a thread
+    // hold connection window that the running ones need (a server-side limit).
+    let listening = server
+        .handle_threads(
+            |mut req: Request, res: Response| {
+                let mut body = Vec::new();
+                if req.read_to_end(&mut body).is_err() {
+                    return;
+                }
+                let text = format!("{:?} {} {:08x}", req.version(), body.len(), crc(&body));
+                res.send(text.as_bytes()).ok();
+            },
+            16,
+        )
+        .unwrap();
+    let client = Client::builder()
+        .env_proxy(false)
+        .timeout(Duration::from_secs(30))
+        .add_root_certificate(spindle::tls::Certificate::from_pem(&ca.pem()).unwrap())
+        .tls_built_in_root_certs(false)
+        .build();
+    let url = format!("https://localhost:{}/", listening.local_addr().port());
+    let threads: Vec<_> = (0..8u32)
+        .map(|t| {
+            let (client, url) = (client.clone(), url.clone());
+            std::thread::spawn(move || {
+                for i in 0..10u32 {
+                    let size = if i == 0 { 3 * MIB } else { 1000 * i as usize };
+                    let body = pattern(size, t * 100 + i);
+                    let res = client.post(&url).body(body.clone()).send().unwrap();
+                    assert_eq!(res.alpn(), Some(&b"h2"[..]));
+                    assert_eq!(
+                        res.text().unwrap(),
+                        format!("HTTP/2.0 {} {:08x}", body.len(), crc(&body))
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "one TLS connection");
+}
