@@ -7,7 +7,8 @@
 //! same neutral server: hyper 1.x's HTTP/2 server on a one-thread tokio runtime, pinned
 //! to the last core when there are several. Prints requests/s and the ratio to reqwest.
 //!
-//! `cargo bench --bench client_bench` (env `BENCH_SECS`, default 3 per measurement)
+//! `cargo bench --bench client_bench` (env `BENCH_SECS`, default 3 per measurement;
+//! `BENCH_ROUNDS` for the HTTP/2 comparison, default 3; `BENCH_ONLY=h2` for it alone)
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -186,7 +187,12 @@ fn main() {
         ("ureq 3", ureq_get()),
         ("reqwest blocking", reqwest_get()),
     ];
+    // BENCH_ONLY=h2 runs only the HTTP/2 comparison.
+    let only_h2 = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "h2");
     for threads in [1usize, 8] {
+        if only_h2 {
+            break;
+        }
         let label = if threads == 1 {
             "sequential keep-alive GETs"
         } else {
