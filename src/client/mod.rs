@@ -52,7 +52,10 @@ use stream::Timed;
 /// A blocking HTTP client with a keep-alive connection pool.
 ///
 /// `Client` is `Clone + Send + Sync`; clones share one pool, so make one and pass it (or
-/// clones of it) around.
+/// clones of it) around. HTTP/1.1 connections are checked out for one exchange at a
+/// time; an HTTP/2 connection (ALPN `h2` for `https://`, or
+/// [`http2_prior_knowledge`](ClientBuilder::http2_prior_knowledge) for `http://`) is
+/// shared: the requests of all threads to one destination are multiplexed over it.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -726,7 +729,9 @@ impl Client {
 /// Defaults: no timeouts (connect, read, write, overall), redirects followed up to 10,
 /// up to 32 idle connections per host and 256 in total, kept 90 s, proxies from the
 /// environment (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`; never for
-/// loopback targets), `User-Agent: spindle/<version>`.
+/// loopback targets), `User-Agent: spindle/<version>`, ALPN offering `h2` and
+/// `http/1.1` for `https://`, HTTP/1.1 for `http://` (HTTP/2 with prior knowledge is
+/// opt-in).
 ///
 /// ```
 /// use std::time::Duration;
@@ -798,6 +803,7 @@ impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("timeout", &self.timeout)
+            .field("http2_prior_knowledge", &self.http2_prior_knowledge)
             .field("redirect", &self.redirect)
             .finish_non_exhaustive()
     }
