@@ -14,6 +14,8 @@ use crate::{Error, ErrorKind};
 ///
 /// At most one stream window (1 MiB by default) of unread bytes is buffered: the peer
 /// may send more only as the body is read, so a large download is bounded in memory.
+/// (While the request body is still being sent, the window is given back on arrival for
+/// up to 16 MiB, so that a server answering as it reads does not stall the upload.)
 /// Reading it to its end makes the [`trailers`](RecvBody::trailers) available; dropping it
 /// earlier cancels the stream (RST_STREAM CANCEL), which leaves the connection usable.
 ///
