@@ -45,7 +45,7 @@ use crate::tls::TlsConnector;
 use crate::{Error, ErrorKind, Result};
 use conn::http2 as h2;
 use conn::{Outgoing, SendFailure};
-use pool::{Conn, Pool, PoolKey, Pooled};
+use pool::{Conn, H2Checkout, Pool, PoolKey, Pooled};
 use proxy::Proxies;
 use stream::Timed;
 
@@ -360,8 +360,17 @@ impl Client {
         let mut retried = false;
         let mut busy = 0u32;
         loop {
+            // The right to connect, taken when no shared connection had room.
+            let mut connecting = None;
             if may_h2 && !fresh_only {
-                if let Some(h2) = inner.pool.h2_get(&key, true, deadline) {
+                let h2 = match inner.pool.h2_checkout(&key, deadline) {
+                    H2Checkout::Use(h2) => Some(h2),
+                    H2Checkout::Connect(guard) => {
+                        connecting = Some(guard);
+                        None
+                    }
+                };
+                if let Some(h2) = h2 {
                     match self.send_h2(
                         &h2,
                         method,
@@ -418,7 +427,9 @@ impl Client {
                     let pool_key = key.clone();
                     // Others wanting this destination wait for this connection, which
                     // they can share if it turns out to be HTTP/2.
-                    let connecting = may_h2.then(|| inner.pool.h2_connecting(pool_key.clone()));
+                    if may_h2 && connecting.is_none() {
+                        connecting = Some(inner.pool.h2_connecting(pool_key.clone()));
+                    }
                     let stream = match tunnel {
                         Some(p) => self
                             .open_tunnel(p, host, port, deadline)
@@ -452,7 +463,7 @@ impl Client {
                     if use_h2 {
                         let sender = self.start_h2(stream).map_err(|e| e.with_url(url))?;
                         inner.pool.h2_insert(pool_key.clone(), sender.clone());
-                        drop(connecting);
+                        drop(connecting.take());
                         match self.send_h2(
                             &sender,
                             method,
@@ -493,7 +504,7 @@ impl Client {
                     if scheme == "https" && inner.tls_offers_h2 {
                         inner.pool.mark_h1_only(&pool_key);
                     }
-                    drop(connecting);
+                    drop(connecting.take());
                     let timed = self.timed(stream, deadline);
                     Pooled {
                         key: pool_key,
@@ -501,6 +512,8 @@ impl Client {
                     }
                 }
             };
+            // An HTTP/1.1 exchange: nobody should wait for it.
+            drop(connecting);
             let Pooled {
                 key: pooled_key,
                 conn,

@@ -223,13 +223,29 @@ impl Pool {
         }
     }
 
-    /// A shared HTTP/2 connection to `key` that can take another stream now. With
-    /// `wait`, waits (until `deadline`) for a connection another thread is opening.
-    pub(crate) fn h2_get(
-        &self,
-        key: &PoolKey,
-        wait: bool,
+    /// A shared HTTP/2 connection to `key` that can take another stream now; else,
+    /// after waiting (until `deadline`) for a connection another thread is opening, the
+    /// right to open one: the destination is marked as being connected to, in the same
+    /// critical section, so that two threads never both decide to connect.
+    pub(crate) fn h2_checkout(
+        self: &Arc<Self>,
+        key: &Arc<PoolKey>,
         deadline: Option<Instant>,
+    ) -> H2Checkout {
+        match self.h2_get(key, deadline, true) {
+            Some(sender) => H2Checkout::Use(sender),
+            None => H2Checkout::Connect(Connecting {
+                pool: self.clone(),
+                key: key.clone(),
+            }),
+        }
+    }
+
+    fn h2_get(
+        &self,
+        key: &Arc<PoolKey>,
+        deadline: Option<Instant>,
+        mark: bool,
     ) -> Option<http2::SendRequest> {
         let mut dead = Vec::new();
         let mut h2 = self.lock_h2();
@@ -246,7 +262,7 @@ impl Pool {
                     dead.push(h2.conns.swap_remove(i));
                     continue;
                 }
-                if found.is_none() && *c.key == *key && c.sender.is_ready() {
+                if found.is_none() && *c.key == **key && c.sender.is_ready() {
                     found = Some(i);
                 }
                 i += 1;
@@ -255,7 +271,10 @@ impl Pool {
                 h2.conns[i].last_used = now;
                 break Some(h2.conns[i].sender.clone());
             }
-            if !wait || !h2.connecting.iter().any(|k| **k == *key) {
+            if !h2.connecting.iter().any(|k| **k == **key) {
+                if mark {
+                    h2.connecting.push(key.clone());
+                }
                 break None;
             }
             h2 = match deadline {
@@ -263,6 +282,10 @@ impl Pool {
                 Some(d) => {
                     let left = d.saturating_duration_since(now);
                     if left.is_zero() {
+                        // Out of time waiting: connect (the connect fails on the deadline).
+                        if mark {
+                            h2.connecting.push(key.clone());
+                        }
                         break None;
                     }
                     self.h2_cv
@@ -299,6 +322,14 @@ impl Pool {
         });
         self.h2_cv.notify_all();
     }
+}
+
+/// What [`Pool::h2_checkout`] found.
+pub(crate) enum H2Checkout {
+    /// A shared connection with room for a stream.
+    Use(http2::SendRequest),
+    /// None: this thread connects (others wait for it until the guard is dropped).
+    Connect(Connecting),
 }
 
 /// A destination being connected to; waiters for its HTTP/2 connection wake when this
