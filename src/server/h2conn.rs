@@ -1,16 +1,20 @@
-//! HTTP/2 with prior knowledge on the HTTP/1.1 port: the connection driver.
+//! The server side of an HTTP/2 connection (prior knowledge, `Upgrade: h2c` or ALPN
+//! `h2`): the driver the event loop runs, and the stream handlers.
 //!
 //! The connection's I/O is driven by its event loop only: on readiness the loop reads
 //! without blocking, feeds [`Connection::recv`], dispatches the events, and writes the
 //! output without blocking (what does not fit waits for a writability edge). The
 //! connection stays parked in its slot between events like an idle HTTP/1 connection.
 //!
-//! Each request runs its handler as an engine job on another thread, so the streams of
-//! one connection run concurrently. The handler's body reads wait on a per-stream buffer
-//! the loop fills from DATA events (bounded by the stream's flow-control window); its
-//! response goes through the state machine under the connection's lock, waiting for
-//! window when it must; then the loop is woken to write. Nothing the loop does ever
-//! waits for a handler (DESIGN.md, threading rule 3).
+//! New requests wait in the connection's queue. Once the loop has parked the connection
+//! it starts them with a [`StreamRunner`]: on its own thread, one after the other, as
+//! HTTP/1.1 handlers run (no thread switch; the answers to a batch leave in one write).
+//! A handler's body reads wait on a per-stream buffer the loop fills from DATA events
+//! (bounded by the stream's flow-control window); its response goes through the state
+//! machine under the connection's lock, waiting for window when it must; then the loop
+//! is woken to write. A handler about to wait hands the loop to another thread first,
+//! so the streams behind it start there and the connection keeps being driven: nothing
+//! the loop does ever waits for a handler (DESIGN.md, threading rule 3).
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::SocketAddr;

@@ -1437,6 +1437,11 @@ impl Connection {
                 if kind == HeadKind::NewRequest {
                     self.max_peer_id = id;
                     if e.violation() == Violation::HeaderListTooLarge {
+                        log::debug!(
+                            "h2: stream {id}: HeaderListTooLarge (over {} bytes decoded); \
+                             the request is to be answered 431",
+                            self.cfg.max_header_list_size
+                        );
                         self.last_accepted = id;
                         self.open_remote(id);
                         self.push_ev(Ev::TooLarge(sid, end_stream));
