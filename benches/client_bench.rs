@@ -2,7 +2,13 @@
 //! spindle's `Client`, ureq 3 and reqwest's blocking client, against the same spindle
 //! hello server in one run. Prints requests/s and ratios to ureq.
 //!
-//! `cargo bench --bench client_bench` (env `BENCH_SECS`, default 3 per measurement)
+//! HTTP/2: 8 threads sharing one client that multiplexes over one h2c connection (prior
+//! knowledge), spindle's `Client` against reqwest's blocking client, both against the
+//! same neutral server: hyper 1.x's HTTP/2 server on a one-thread tokio runtime, pinned
+//! to the last core when there are several. Prints requests/s and the ratio to reqwest.
+//!
+//! `cargo bench --bench client_bench` (env `BENCH_SECS`, default 3 per measurement;
+//! `BENCH_ROUNDS` for the HTTP/2 comparison, default 3; `BENCH_ONLY=h2` for it alone)
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -43,6 +49,92 @@ fn reqwest_get() -> Get {
         buf.clear();
         res.read_to_end(buf).unwrap();
     })
+}
+
+fn spindle_h2_get() -> Get {
+    let client = spindle::Client::builder()
+        .env_proxy(false)
+        .http2_prior_knowledge()
+        .build();
+    Arc::new(move |url, buf| {
+        let mut res = client.get(url).send().unwrap();
+        assert_eq!(res.version(), spindle::http::Version::HTTP_2);
+        buf.clear();
+        res.read_to_end(buf).unwrap();
+    })
+}
+
+fn reqwest_h2_get() -> Get {
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    Arc::new(move |url, buf| {
+        let mut res = client.get(url).send().unwrap();
+        assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        buf.clear();
+        res.read_to_end(buf).unwrap();
+    })
+}
+
+/// hyper's HTTP/2 server (h2c prior knowledge), on one tokio thread pinned to the last
+/// core; returns its address.
+fn hyper_h2c_server() -> std::net::SocketAddr {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        pin_to_last_core();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let service = service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            bytes::Bytes::from_static(b"Hello, World!"),
+                        )))
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+fn pin_to_last_core() {
+    #[cfg(target_os = "linux")]
+    {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus > 1 {
+            // SAFETY: a zeroed cpu_set_t we own, passed by pointer with its size.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpus - 1, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }
 
 fn run(get: &Get, url: &str, threads: usize, secs: f64) -> f64 {
@@ -95,7 +187,12 @@ fn main() {
         ("ureq 3", ureq_get()),
         ("reqwest blocking", reqwest_get()),
     ];
+    // BENCH_ONLY=h2 runs only the HTTP/2 comparison.
+    let only_h2 = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "h2");
     for threads in [1usize, 8] {
+        if only_h2 {
+            break;
+        }
         let label = if threads == 1 {
             "sequential keep-alive GETs"
         } else {
@@ -119,4 +216,38 @@ fn main() {
         }
     }
     listening.close();
+
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let h2 = hyper_h2c_server();
+    let url = format!("http://{h2}/");
+    let clients: [(&str, Get); 2] = [
+        ("spindle h2c", spindle_h2_get()),
+        ("reqwest h2c", reqwest_h2_get()),
+    ];
+    println!(
+        "\nHTTP/2: 8 threads, one shared client, one h2c connection \
+         ({secs} s each, {rounds} interleaved rounds, median; hyper h2c server, 1 pinned thread)"
+    );
+    let mut samples = [Vec::new(), Vec::new()];
+    for _round in 0..rounds {
+        for (i, (_, get)) in clients.iter().enumerate() {
+            samples[i].push(run(get, &url, 8, secs));
+        }
+    }
+    let med: Vec<f64> = samples.iter().map(|s| median(s.clone())).collect();
+    for (i, (name, _)) in clients.iter().enumerate() {
+        println!(
+            "  {name:<18} {:>10.0} req/s   {:.2}x reqwest   (rounds: {})",
+            med[i],
+            med[i] / med[1],
+            samples[i]
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }

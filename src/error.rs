@@ -24,8 +24,14 @@ pub enum ErrorKind {
     Redirect,
     /// A TLS handshake or certificate problem.
     Tls,
-    /// The HTTP/2 protocol was violated, or a stream was reset.
+    /// The HTTP/2 protocol was violated (by either side).
     Http2,
+    /// The peer reset the HTTP/2 stream that carried the exchange (RST_STREAM); the
+    /// error code is [`Error::h2_reason`].
+    StreamReset,
+    /// The peer closed the HTTP/2 connection with GOAWAY before the exchange completed;
+    /// the error code is [`Error::h2_reason`].
+    GoAway,
     /// The connection was closed before the exchange completed.
     Closed,
     /// The caller used the API in a way that cannot work (for example a bad header value).
@@ -44,6 +50,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Redirect => "redirect error",
             ErrorKind::Tls => "tls error",
             ErrorKind::Http2 => "http/2 error",
+            ErrorKind::StreamReset => "http/2 stream reset",
+            ErrorKind::GoAway => "http/2 connection going away",
             ErrorKind::Closed => "connection closed",
             ErrorKind::Usage => "usage error",
         })
@@ -67,6 +75,7 @@ struct Inner {
     kind: ErrorKind,
     message: String,
     url: Option<String>,
+    h2_reason: Option<crate::h2::Reason>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -78,6 +87,7 @@ impl Error {
                 kind,
                 message: message.into(),
                 url: None,
+                h2_reason: None,
                 source: None,
             }),
         }
@@ -96,6 +106,18 @@ impl Error {
     pub fn with_url(mut self, url: impl fmt::Display) -> Error {
         self.inner.url = Some(url.to_string());
         self
+    }
+
+    /// Attach the HTTP/2 error code (of a RST_STREAM, GOAWAY or protocol error).
+    pub(crate) fn with_h2_reason(mut self, reason: crate::h2::Reason) -> Error {
+        self.inner.h2_reason = Some(reason);
+        self
+    }
+
+    /// The HTTP/2 error code, for [`ErrorKind::StreamReset`], [`ErrorKind::GoAway`] and
+    /// [`ErrorKind::Http2`] errors that carry one.
+    pub fn h2_reason(&self) -> Option<crate::h2::Reason> {
+        self.inner.h2_reason
     }
 
     /// What kind of error this is.
@@ -130,6 +152,9 @@ impl fmt::Debug for Error {
             .field("message", &self.inner.message);
         if let Some(url) = &self.inner.url {
             d.field("url", url);
+        }
+        if let Some(reason) = &self.inner.h2_reason {
+            d.field("h2_reason", reason);
         }
         if let Some(source) = &self.inner.source {
             d.field("source", source);

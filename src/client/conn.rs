@@ -1,4 +1,5 @@
-//! The low-level client: HTTP/1.1 over one connection the caller opened.
+//! The low-level client: HTTP/1.1 over one connection the caller opened, and HTTP/2 in
+//! [`http2`].
 //!
 //! [`handshake`] takes any `Read + Write` stream (a `TcpStream`, a `UnixStream`, an
 //! in-memory pipe, a TLS stream) and gives a [`SendRequest`]. Sending a request consumes
@@ -34,6 +35,9 @@
 //! server.close();
 //! # Ok::<(), spindle::Error>(())
 //! ```
+#[path = "h2/mod.rs"]
+pub mod http2;
+
 use std::fmt;
 use std::io::{self, Read, Write};
 

@@ -43,15 +43,19 @@ pub use stream::{Connector, Stream, TcpConnector};
 
 use crate::tls::TlsConnector;
 use crate::{Error, ErrorKind, Result};
+use conn::http2 as h2;
 use conn::{Outgoing, SendFailure};
-use pool::{Conn, Pool, PoolKey, Pooled};
+use pool::{Conn, H2Checkout, Pool, PoolKey, Pooled};
 use proxy::Proxies;
 use stream::Timed;
 
 /// A blocking HTTP client with a keep-alive connection pool.
 ///
 /// `Client` is `Clone + Send + Sync`; clones share one pool, so make one and pass it (or
-/// clones of it) around.
+/// clones of it) around. HTTP/1.1 connections are checked out for one exchange at a
+/// time; an HTTP/2 connection (ALPN `h2` for `https://`, or
+/// [`http2_prior_knowledge`](ClientBuilder::http2_prior_knowledge) for `http://`) is
+/// shared: the requests of all threads to one destination are multiplexed over it.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -69,6 +73,9 @@ struct Inner {
     proxies: Proxies,
     default_headers: HeaderMap,
     tls: TlsSetting,
+    h2: h2::Builder,
+    http2_prior_knowledge: bool,
+    tls_offers_h2: bool,
 }
 
 /// The client's TLS backend for `https://` URLs.
@@ -333,8 +340,81 @@ impl Client {
                 | Method::PUT
                 | Method::DELETE
         );
+        let key = Arc::new(PoolKey {
+            scheme,
+            host: host.to_owned(),
+            port,
+            route: route.map(str::to_owned),
+        });
+        // HTTP/2 is spoken with prior knowledge on plain connections when asked, and on
+        // TLS when ALPN picks it; never through a forwarding HTTP proxy.
+        let may_h2 = forward.is_none()
+            && match scheme {
+                "http" => inner.http2_prior_knowledge,
+                _ => inner.tls_offers_h2 && inner.pool.may_be_h2(&key),
+            };
         let mut fresh_only = false;
+        // One retry on a fresh connection, for a request the server provably did not
+        // process (HTTP/1.1: a dead pooled connection; HTTP/2: REFUSED_STREAM or above
+        // GOAWAY's last-stream-id). Only bodies held in memory can be sent again.
+        let mut retried = false;
+        let mut busy = 0u32;
         loop {
+            // The right to connect, taken when no shared connection had room.
+            let mut connecting = None;
+            if may_h2 && !fresh_only {
+                let h2 = match inner.pool.h2_checkout(&key, deadline) {
+                    H2Checkout::Use(h2) => Some(h2),
+                    H2Checkout::Connect(guard) => {
+                        connecting = Some(guard);
+                        None
+                    }
+                };
+                if let Some(h2) = h2 {
+                    match self.send_h2(
+                        &h2,
+                        method,
+                        url,
+                        scheme,
+                        host_header,
+                        target,
+                        headers,
+                        body,
+                        deadline,
+                    ) {
+                        Ok((head, recv)) => {
+                            let key = key.clone();
+                            let alpn = (scheme == "https").then(|| crate::tls::ALPN_H2.to_vec());
+                            return Ok(Response::new_h2(
+                                head,
+                                url.clone(),
+                                recv,
+                                key,
+                                inner.pool.clone(),
+                                alpn,
+                            ));
+                        }
+                        Err(h2::Failed::Busy) => {
+                            busy += 1;
+                            if busy > 64 {
+                                fresh_only = true;
+                            }
+                            continue;
+                        }
+                        Err(h2::Failed::Error { error, unprocessed }) => {
+                            if unprocessed && !retried && body.is_replayable() {
+                                log::debug!(
+                                    "retrying {method} {url} on a fresh HTTP/2 connection: {error}"
+                                );
+                                retried = true;
+                                fresh_only = true;
+                                continue;
+                            }
+                            return Err(error.with_url(url));
+                        }
+                    }
+                }
+            }
             let pooled = if fresh_only {
                 None
             } else {
@@ -344,6 +424,12 @@ impl Client {
                 Some(p) => p,
                 None => {
                     fresh_only = true;
+                    let pool_key = key.clone();
+                    // Others wanting this destination wait for this connection, which
+                    // they can share if it turns out to be HTTP/2.
+                    if may_h2 && connecting.is_none() {
+                        connecting = Some(inner.pool.h2_connecting(pool_key.clone()));
+                    }
                     let stream = match tunnel {
                         Some(p) => self
                             .open_tunnel(p, host, port, deadline)
@@ -362,19 +448,76 @@ impl Client {
                             .map_err(|e| e.with_url(url))?,
                         None => stream,
                     };
+                    let alpn_h2 = stream.negotiated_alpn() == Some(crate::tls::ALPN_H2);
+                    let use_h2 = match scheme {
+                        "http" => may_h2,
+                        _ => alpn_h2,
+                    };
+                    if alpn_h2 && !use_h2 {
+                        return Err(Error::new(
+                            ErrorKind::Http2,
+                            format!("{host} chose HTTP/2 through ALPN, which is not available through an HTTP proxy"),
+                        )
+                        .with_url(url));
+                    }
+                    if use_h2 {
+                        let sender = self.start_h2(stream).map_err(|e| e.with_url(url))?;
+                        inner.pool.h2_insert(pool_key.clone(), sender.clone());
+                        drop(connecting.take());
+                        match self.send_h2(
+                            &sender,
+                            method,
+                            url,
+                            scheme,
+                            host_header,
+                            target,
+                            headers,
+                            body,
+                            deadline,
+                        ) {
+                            Ok((head, recv)) => {
+                                let alpn = alpn_h2.then(|| crate::tls::ALPN_H2.to_vec());
+                                return Ok(Response::new_h2(
+                                    head,
+                                    url.clone(),
+                                    recv,
+                                    pool_key,
+                                    inner.pool.clone(),
+                                    alpn,
+                                ));
+                            }
+                            Err(h2::Failed::Busy) => {
+                                // Others took its streams first: look again.
+                                fresh_only = false;
+                                continue;
+                            }
+                            Err(h2::Failed::Error { error, unprocessed }) => {
+                                if unprocessed && !retried && body.is_replayable() {
+                                    log::debug!("retrying {method} {url} on a fresh HTTP/2 connection: {error}");
+                                    retried = true;
+                                    continue;
+                                }
+                                return Err(error.with_url(url));
+                            }
+                        }
+                    }
+                    if scheme == "https" && inner.tls_offers_h2 {
+                        inner.pool.mark_h1_only(&pool_key);
+                    }
+                    drop(connecting.take());
                     let timed = self.timed(stream, deadline);
                     Pooled {
-                        key: Arc::new(PoolKey {
-                            scheme,
-                            host: host.to_owned(),
-                            port,
-                            route: route.map(str::to_owned),
-                        }),
+                        key: pool_key,
                         conn: Conn::H1(inner.conn.handshake(timed)?),
                     }
                 }
             };
-            let Pooled { key, conn } = pooled;
+            // An HTTP/1.1 exchange: nobody should wait for it.
+            drop(connecting);
+            let Pooled {
+                key: pooled_key,
+                conn,
+            } = pooled;
             let Conn::H1(mut sender) = conn;
             let alpn = sender.io().inner().negotiated_alpn().map(<[u8]>::to_vec);
             {
@@ -389,7 +532,7 @@ impl Client {
                         head,
                         url.clone(),
                         res_body,
-                        key,
+                        pooled_key,
                         inner.pool.clone(),
                         alpn,
                     ))
@@ -404,6 +547,68 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Starts an HTTP/2 connection over `stream`, its driver on a thread of its own.
+    fn start_h2(&self, stream: Box<dyn Stream>) -> Result<h2::SendRequest> {
+        let (sender, connection) = self.inner.h2.handshake_boxed(stream)?;
+        std::thread::Builder::new()
+            .name("spindle-h2-client".into())
+            .spawn(move || {
+                if let Err(e) = connection.run() {
+                    log::debug!("HTTP/2 client connection ended: {e}");
+                }
+            })
+            .map_err(|e| Error::io("starting the HTTP/2 connection thread", e))?;
+        Ok(sender)
+    }
+
+    /// One exchange over a shared HTTP/2 connection.
+    #[allow(clippy::too_many_arguments)]
+    fn send_h2(
+        &self,
+        sender: &h2::SendRequest,
+        method: &Method,
+        url: &Url,
+        scheme: &str,
+        authority: &str,
+        target: &str,
+        headers: &HeaderMap,
+        body: &mut Body<'_>,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<(http::Response<()>, h2::RecvBody), h2::Failed> {
+        let inner = &*self.inner;
+        let uri = http::Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(target)
+            .build()
+            .map_err(|e| h2::Failed::Error {
+                error: Error::new(ErrorKind::Url, "URL cannot be sent over HTTP/2")
+                    .with_source(e)
+                    .with_url(url),
+                unprocessed: false,
+            })?;
+        let mut head = http::Request::new(());
+        *head.method_mut() = method.clone();
+        *head.uri_mut() = uri;
+        let map = head.headers_mut();
+        map.reserve(headers.len() + inner.default_headers.len());
+        for (k, v) in headers {
+            map.append(k, v.clone());
+        }
+        for (k, v) in &inner.default_headers {
+            if !headers.contains_key(k) {
+                map.append(k, v.clone());
+            }
+        }
+        let opts = h2::SendOptions {
+            deadline,
+            read_timeout: inner.read_timeout,
+            write_timeout: inner.write_timeout,
+            wait_for_stream: false,
+        };
+        sender.send(head, body, &opts)
     }
 
     /// The TLS backend for an `https://` URL, or why there is none.
@@ -452,15 +657,6 @@ impl Client {
         // `Timed` applies its own timeouts and assumes none are set.
         stream.set_read_timeout(None).map_err(io)?;
         stream.set_write_timeout(None).map_err(io)?;
-        if stream.negotiated_alpn() == Some(crate::tls::ALPN_H2) {
-            return Err(Error::new(
-                ErrorKind::Http2,
-                format!(
-                    "{host} chose HTTP/2 through ALPN, which spindle's client does not speak yet \
-                     (do not enable ClientBuilder::tls_offer_h2)"
-                ),
-            ));
-        }
         Ok(stream)
     }
 
@@ -546,7 +742,9 @@ impl Client {
 /// Defaults: no timeouts (connect, read, write, overall), redirects followed up to 10,
 /// up to 32 idle connections per host and 256 in total, kept 90 s, proxies from the
 /// environment (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`; never for
-/// loopback targets), `User-Agent: spindle/<version>`.
+/// loopback targets), `User-Agent: spindle/<version>`, ALPN offering `h2` and
+/// `http/1.1` for `https://`, HTTP/1.1 for `http://` (HTTP/2 with prior knowledge is
+/// opt-in).
 ///
 /// ```
 /// use std::time::Duration;
@@ -576,6 +774,8 @@ pub struct ClientBuilder {
     tls_connector: Option<Arc<dyn TlsConnector>>,
     #[cfg(feature = "tls")]
     tls: crate::tls::TlsOptions,
+    h2: h2::Builder,
+    http2_prior_knowledge: bool,
 }
 
 impl Default for ClientBuilder {
@@ -602,7 +802,12 @@ impl Default for ClientBuilder {
             idle_timeout: Some(Duration::from_secs(90)),
             tls_connector: None,
             #[cfg(feature = "tls")]
-            tls: crate::tls::TlsOptions::default(),
+            tls: crate::tls::TlsOptions {
+                offer_h2: true,
+                ..Default::default()
+            },
+            h2: h2::Builder::default(),
+            http2_prior_knowledge: false,
         }
     }
 }
@@ -611,6 +816,7 @@ impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("timeout", &self.timeout)
+            .field("http2_prior_knowledge", &self.http2_prior_knowledge)
             .field("redirect", &self.redirect)
             .finish_non_exhaustive()
     }
@@ -760,13 +966,45 @@ impl ClientBuilder {
         self
     }
 
-    /// Offers `h2` besides `http/1.1` through ALPN (default false: only `http/1.1` is
-    /// offered). The client does not speak HTTP/2 yet: a server that chooses `h2`
-    /// fails the request with [`ErrorKind::Http2`]. Meant for probing servers until
-    /// the HTTP/2 client lands; [`Response::alpn`] reports what was chosen.
+    /// Offers `h2` besides `http/1.1` through ALPN (default true). A server that
+    /// chooses `h2` gets one shared HTTP/2 connection per destination, multiplexing
+    /// the requests of all threads (another is opened only at the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS); `false` offers only `http/1.1`.
+    /// [`Response::alpn`] reports what was chosen. Not for `https://` through a
+    /// forwarding proxy (tunnels are fine).
     #[cfg(feature = "tls")]
     pub fn tls_offer_h2(mut self, offer: bool) -> Self {
         self.tls.offer_h2 = offer;
+        self
+    }
+
+    /// Speaks HTTP/2 to `http://` URLs without asking first ("prior knowledge", h2c):
+    /// the connection starts with the HTTP/2 preface. Only for servers known to accept
+    /// it (spindle's server does, on its HTTP/1.1 port); default false. Requests of
+    /// all threads then share one connection per destination, as with ALPN `h2`.
+    /// Not used through a forwarding HTTP proxy.
+    ///
+    /// ```
+    /// use spindle::server::{Request, Response, Server};
+    /// let server = Server::http("127.0.0.1:0")?
+    ///     .handle(|req: Request, res: Response| {
+    ///         res.send(format!("{:?}", req.version()).as_bytes()).ok();
+    ///     })?;
+    /// let client = spindle::Client::builder().http2_prior_knowledge().build();
+    /// let res = client.get(format!("http://{}/", server.local_addr())).send()?;
+    /// assert_eq!(res.version(), spindle::http::Version::HTTP_2);
+    /// assert_eq!(res.text()?, "HTTP/2.0");
+    /// # server.close();
+    /// # Ok::<(), spindle::Error>(())
+    /// ```
+    pub fn http2_prior_knowledge(mut self) -> Self {
+        self.http2_prior_knowledge = true;
+        self
+    }
+
+    /// HTTP/2 connection settings (windows, header list size).
+    pub fn http2_builder(mut self, builder: h2::Builder) -> Self {
+        self.h2 = builder;
         self
     }
 
@@ -800,6 +1038,10 @@ impl ClientBuilder {
     /// Builds the client.
     pub fn build(self) -> Client {
         let tls = self.tls_setting();
+        #[cfg(feature = "tls")]
+        let tls_offers_h2 = self.tls_connector.is_some() || self.tls.offer_h2;
+        #[cfg(not(feature = "tls"))]
+        let tls_offers_h2 = true;
         let proxies = if !self.proxies.is_empty() {
             Proxies::new(self.proxies)
         } else if self.env_proxy {
@@ -824,6 +1066,9 @@ impl ClientBuilder {
                 proxies,
                 default_headers: self.default_headers,
                 tls,
+                h2: self.h2,
+                http2_prior_knowledge: self.http2_prior_knowledge,
+                tls_offers_h2,
             }),
         }
     }

@@ -8,6 +8,7 @@ use http::header::{self, HeaderMap};
 use http::{StatusCode, Version};
 use url::Url;
 
+use super::conn::http2::RecvBody;
 use super::conn::ResponseBody;
 use super::pool::{Conn, Pool, PoolKey, Pooled};
 use super::stream::Timed;
@@ -23,9 +24,14 @@ const DRAIN_TIME: Duration = Duration::from_millis(200);
 /// A response from [`Client`](crate::Client): status, headers, the final URL, and the
 /// body as [`io::Read`].
 ///
-/// Reading the body to its end puts the connection back in the pool. Dropping a response
-/// whose body was not read to the end reads and discards up to 64 KiB of it (to save
-/// the connection), or closes the connection.
+/// The response looks the same whether it came over HTTP/1.1 or HTTP/2
+/// ([`version`](Response::version) tells which).
+///
+/// HTTP/1.1: reading the body to its end puts the connection back in the pool. Dropping
+/// a response whose body was not read to the end reads and discards up to 64 KiB of it
+/// (to save the connection), or closes the connection. HTTP/2: the connection is shared
+/// all along; dropping an unfinished body cancels its stream (RST_STREAM CANCEL) and
+/// leaves the connection to the other requests.
 ///
 /// Body read errors are `io::Error`s that carry a [`spindle::Error`](crate::Error)
 /// (truncated bodies are [`ErrorKind::Closed`], timeouts [`ErrorKind::Timeout`]).
@@ -35,6 +41,7 @@ pub struct Response {
     headers: HeaderMap,
     url: Url,
     body: Option<ResponseBody<Timed>>,
+    h2: Option<RecvBody>,
     trailers: Option<HeaderMap>,
     key: Arc<PoolKey>,
     pool: Arc<Pool>,
@@ -56,6 +63,7 @@ impl Response {
             headers: head.headers,
             url,
             body: Some(body),
+            h2: None,
             trailers: None,
             key,
             pool,
@@ -63,6 +71,29 @@ impl Response {
         };
         res.release_if_done();
         res
+    }
+
+    pub(crate) fn new_h2(
+        head: http::Response<()>,
+        url: Url,
+        body: RecvBody,
+        key: Arc<PoolKey>,
+        pool: Arc<Pool>,
+        alpn: Option<Vec<u8>>,
+    ) -> Response {
+        let (parts, ()) = head.into_parts();
+        Response {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            url,
+            body: None,
+            h2: Some(body),
+            trailers: None,
+            key,
+            pool,
+            alpn,
+        }
     }
 
     /// The status code.
@@ -87,7 +118,7 @@ impl Response {
 
     /// The ALPN protocol the server chose in the TLS handshake of the connection this
     /// response came on (`b"http/1.1"`), or `None` for plain HTTP or a server that
-    /// chose none.
+    /// chose none. `Some(b"h2")` means the response came over HTTP/2.
     pub fn alpn(&self) -> Option<&[u8]> {
         self.alpn.as_deref()
     }
@@ -109,11 +140,13 @@ impl Response {
             .flatten()
     }
 
-    /// The trailer fields of a chunked body, once the body has been read to its end.
+    /// The trailer fields of a chunked (HTTP/1.1) or HTTP/2 body, once the body has been
+    /// read to its end.
     pub fn trailers(&self) -> Option<&HeaderMap> {
         self.trailers
             .as_ref()
             .or_else(|| self.body.as_ref().and_then(|b| b.trailers()))
+            .or_else(|| self.h2.as_ref().and_then(|b| b.trailers()))
     }
 
     /// Reads the whole body, failing with [`ErrorKind::Limit`] beyond `limit` bytes.
@@ -207,6 +240,9 @@ pub(crate) fn from_io(e: io::Error, context: &str) -> Error {
 
 impl Read for Response {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(h2) = self.h2.as_mut() {
+            return h2.read(buf);
+        }
         let Some(body) = self.body.as_mut() else {
             // Finished (connection released) or empty from the start.
             return Ok(0);

@@ -23,9 +23,47 @@ pub trait Stream: Read + Write + Send + 'static {
     fn negotiated_alpn(&self) -> Option<&[u8]> {
         None
     }
+    /// A second handle to the same stream (`TcpStream::try_clone`), so that an HTTP/2
+    /// connection can read on one thread while others write. `None` (the default) for
+    /// streams that cannot be used from two threads at once, such as TLS sessions: the
+    /// HTTP/2 client then shares one handle under a lock (see
+    /// [`readable_fd`](Stream::readable_fd)).
+    fn try_split(&self) -> Option<io::Result<Box<dyn Stream>>> {
+        None
+    }
+    /// Shuts the stream down in both directions, waking a thread blocked reading it
+    /// (through any handle). Used to stop an HTTP/2 connection's reader. The default
+    /// does nothing; the reader then ends when the peer closes.
+    fn shutdown(&self) -> io::Result<()> {
+        Ok(())
+    }
+    /// The socket to wait on (with `poll(2)`) for this stream to become readable, for a
+    /// stream that cannot be split: the HTTP/2 client waits for readiness without
+    /// holding the stream's lock. `None` (the default) makes it fall back to short
+    /// read timeouts.
+    #[cfg(unix)]
+    fn readable_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+    /// Decrypted bytes held inside a TLS layer, readable without waiting on the socket.
+    /// The default says 0.
+    fn buffered_read(&self) -> usize {
+        0
+    }
 }
 
 impl Stream for TcpStream {
+    fn try_split(&self) -> Option<io::Result<Box<dyn Stream>>> {
+        Some(TcpStream::try_clone(self).map(|s| Box::new(s) as Box<dyn Stream>))
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        TcpStream::shutdown(self, std::net::Shutdown::Both)
+    }
+    #[cfg(unix)]
+    fn readable_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.as_raw_fd())
+    }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
     }
@@ -64,6 +102,18 @@ impl Stream for std::os::unix::net::UnixStream {
     }
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         std::os::unix::net::UnixStream::set_write_timeout(self, timeout)
+    }
+    fn try_split(&self) -> Option<io::Result<Box<dyn Stream>>> {
+        Some(
+            std::os::unix::net::UnixStream::try_clone(self).map(|s| Box::new(s) as Box<dyn Stream>),
+        )
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        std::os::unix::net::UnixStream::shutdown(self, std::net::Shutdown::Both)
+    }
+    fn readable_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.as_raw_fd())
     }
 }
 

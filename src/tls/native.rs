@@ -402,4 +402,14 @@ impl Stream for NativeClientStream {
     fn negotiated_alpn(&self) -> Option<&[u8]> {
         self.alpn.as_deref()
     }
+    fn shutdown(&self) -> io::Result<()> {
+        self.stream.get_ref().shutdown()
+    }
+    #[cfg(unix)]
+    fn readable_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.stream.get_ref().readable_fd()
+    }
+    fn buffered_read(&self) -> usize {
+        self.stream.buffered_read_size().unwrap_or(0)
+    }
 }
