@@ -942,6 +942,10 @@ impl Connection {
     /// assert_eq!(client.send_capacity(id), 16 * 1024);
     /// server.grow_recv_window(id, 1 << 20);
     /// client.recv(&server.take_output()).unwrap();
+    /// // Until the client acknowledges our SETTINGS we count with the default window
+    /// // (65 535) it may still use; its ACK brings the difference.
+    /// server.recv(&client.take_output()).unwrap();
+    /// client.recv(&server.take_output()).unwrap();
     /// assert_eq!(client.send_capacity(id), 1 << 20);
     /// ```
     pub fn grow_recv_window(&mut self, id: StreamId, window: u32) {
@@ -1004,9 +1008,22 @@ impl Connection {
                 if (v > self.local_init_window) != acked && v != self.local_init_window =>
             {
                 let delta = i64::from(v) - i64::from(self.local_init_window);
-                for s in self.streams.values_mut() {
-                    if !s.closed {
-                        s.recv_window += delta;
+                for (&id, s) in self.streams.iter_mut() {
+                    if s.closed {
+                        continue;
+                    }
+                    s.recv_window += delta;
+                    if acked && delta < 0 && s.extra_window > 0 && s.recv_open {
+                        // A grown window keeps its size when the initial one shrinks:
+                        // the peer took the difference off, so it is given back.
+                        let inc = (-delta) as u32;
+                        s.extra_window = s.extra_window.saturating_add(inc);
+                        s.recv_window += i64::from(inc);
+                        WindowUpdate {
+                            stream_id: StreamId::new(id),
+                            increment: inc,
+                        }
+                        .encode(&mut self.out);
                     }
                 }
                 self.local_init_window = v;
