@@ -1,6 +1,8 @@
 //! Small helpers shared by the handlers: a stack text buffer, percent-decoding, dates.
 use std::fmt;
 
+use crate::h1::framing::hex_value;
+
 /// A fixed-size text buffer on the stack that truncates (marking it with `...`)
 /// instead of allocating.
 pub(crate) struct StackText<const N: usize> {
@@ -62,8 +64,8 @@ pub(crate) fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'%' {
-            let hi = hex(*s.get(i + 1)?)?;
-            let lo = hex(*s.get(i + 2)?)?;
+            let hi = hex_value(*s.get(i + 1)?)?;
+            let lo = hex_value(*s.get(i + 2)?)?;
             out.push(hi << 4 | lo);
             i += 3;
         } else {
@@ -72,15 +74,6 @@ pub(crate) fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Seconds since the epoch as a Common Log Format time: `06/Nov/1994:08:49:37 +0000`.
