@@ -893,47 +893,24 @@ fn alpn_h2_over_tls_against_nghttpd_by_default() {
 /// nginx serving HTTP/2 over TLS (ALPN h2): `/conn` answers with nginx's connection
 /// number and protocol, `/big.bin` is a file of several MiB.
 #[cfg(feature = "tls")]
-struct Nginx {
-    child: Child,
+struct NginxH2 {
+    _nginx: common::nginx::Nginx,
     port: u16,
-    _dir: tempdir::Dir,
 }
 
 #[cfg(feature = "tls")]
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[cfg(feature = "tls")]
-fn nginx_h2(ca: &tls_support::Ca, big: &[u8]) -> Option<Nginx> {
-    if !common::tool_available("nginx") {
-        return None;
-    }
-    let dir = tempdir::Dir::new("nginx");
-    let d = dir.path().display().to_string();
-    std::fs::create_dir_all(dir.path().join("www")).unwrap();
-    std::fs::write(dir.path().join("www/big.bin"), big).unwrap();
+fn nginx_h2(ca: &tls_support::Ca, big: &[u8]) -> Option<NginxH2> {
+    // Removed when the nginx is dropped.
+    let dir = std::env::temp_dir().join(format!("spindle-h2client-nginx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.display().to_string();
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/big.bin"), big).unwrap();
     ca.issue("localhost", &["localhost", "127.0.0.1"], false)
-        .write(dir.path(), "good");
+        .write(&dir, "good");
     let port = free_port();
-    let conf = format!(
+    let http = format!(
         r#"
-daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
     types {{ application/octet-stream bin; }}
     keepalive_requests 100000;
     http2_max_requests 100000;
@@ -945,33 +922,15 @@ http {{
         location = /conn {{
             return 200 "conn=$connection proto=$server_protocol alpn=$ssl_alpn_protocol\n";
         }}
-    }}
-}}
-"#
+    }}"#
     );
-    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-    let child = Command::new("nginx")
-        .args([
-            "-p",
-            &d,
-            "-c",
-            &format!("{d}/nginx.conf"),
-            "-e",
-            &format!("{d}/error.log"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting nginx");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(Nginx {
-        child,
+    let Some(nginx) = common::nginx::Nginx::start(&dir, &http, port) else {
+        let _ = std::fs::remove_dir_all(&dir);
+        return None;
+    };
+    Some(NginxH2 {
+        _nginx: nginx,
         port,
-        _dir: dir,
     })
 }
 

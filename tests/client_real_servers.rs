@@ -2,13 +2,16 @@
 //! on ports chosen now, started and killed (by PID) here.
 //!
 //! A missing tool is a loud SKIP in plain `cargo test`, and a failure when `CI=true`
-//! (`ci-client.sh` installs them).
+//! (`.ci/run` installs them).
+mod common;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::nginx::Nginx;
 use spindle::server::{Request, Response, Server};
 use spindle::Client;
 
@@ -25,9 +28,9 @@ fn tool(name: &str, candidates: &[&str]) -> Option<PathBuf> {
         }
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name} is required in CI (see ci-client.sh)");
+        panic!("{name} is required in CI (.ci/run installs it)");
     }
-    eprintln!("\n!!!!!!!! SKIP: {name} not installed; this test did not run (ci-client.sh installs it) !!!!!!!!\n");
+    eprintln!("\n!!!!!!!! SKIP: {name} not installed; this test did not run (.ci/run installs it) !!!!!!!!\n");
     None
 }
 
@@ -173,25 +176,11 @@ fn python_http_server_http11_keep_alive() {
     assert_eq!(client.idle_connections(), 1);
 }
 
-fn nginx(dir: &Path, upstream_port: u16) -> Option<(Proc, u16)> {
-    let bin = tool("nginx", &["nginx", "/usr/sbin/nginx"])?;
+fn nginx(dir: &Path, upstream_port: u16) -> Option<(Nginx, u16)> {
     let port = free_port();
     let d = dir.display();
-    let conf = format!(
+    let http = format!(
         r#"
-daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
     types {{ text/plain txt; text/html html; application/octet-stream bin; }}
     keepalive_requests 1000;
     server {{
@@ -205,26 +194,9 @@ http {{
             proxy_http_version 1.1;
             proxy_buffering off;
         }}
-    }}
-}}
-"#
+    }}"#
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut child = Command::new(bin)
-        .args([
-            "-p",
-            &d.to_string(),
-            "-c",
-            &format!("{d}/nginx.conf"),
-            "-e",
-            &format!("{d}/error.log"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_listening(port, &mut child);
-    Some((Proc(child, dir.to_owned()), port))
+    Some((Nginx::start(dir, &http, port)?, port))
 }
 
 #[test]

@@ -3,41 +3,22 @@
 //! nginx's own `$connection` and `$connection_requests`.
 //!
 //! Without nginx this is a loud SKIP in plain `cargo test` and a failure when `CI=true`
-//! (`ci-tls.sh` installs it).
+//! (`.ci/run` installs it).
 #![cfg(feature = "tls")]
 mod client_support;
+mod common;
 mod tls_support;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client_support::{read_head, splice, Raw};
+use common::nginx::Nginx;
 use spindle::client::Proxy;
 use spindle::tls::{Certificate, Identity};
 use spindle::{Client, ErrorKind};
 use tls_support::Ca;
-
-fn nginx_bin() -> Option<PathBuf> {
-    for c in ["nginx", "/usr/sbin/nginx"] {
-        let ok = Command::new(c)
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(PathBuf::from(c));
-        }
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("nginx is required in CI (see ci-tls.sh)");
-    }
-    eprintln!("\n!!!!!!!! SKIP: nginx not installed; this TLS test did not run (ci-tls.sh installs it) !!!!!!!!\n");
-    None
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -50,40 +31,15 @@ fn free_port() -> u16 {
 /// nginx with three TLS servers: `good` (a certificate for localhost and 127.0.0.1),
 /// `wrong` (a certificate for another name) and `mtls` (requires a client certificate
 /// from the test CA). Killed by PID and its directory removed when dropped.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
+struct TlsNginx {
+    _nginx: Nginx,
     ca: Ca,
     good: u16,
     wrong: u16,
     mtls: u16,
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn wait_listening(port: u16, child: &mut Child, dir: &Path) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(15) {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-            panic!("nginx exited early: {status}\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nginx did not listen on {port} within 15 s");
-}
-
-fn nginx(tag: &str) -> Option<Nginx> {
-    let bin = nginx_bin()?;
+fn nginx(tag: &str) -> Option<TlsNginx> {
     let dir = std::env::temp_dir().join(format!("spindle-tls-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www")).unwrap();
@@ -97,21 +53,8 @@ fn nginx(tag: &str) -> Option<Nginx> {
         .write(&dir, "wrong");
     let (good, wrong, mtls) = (free_port(), free_port(), free_port());
     let d = dir.display();
-    let conf = format!(
+    let http = format!(
         r#"
-daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
     types {{ application/octet-stream bin; }}
     keepalive_requests 1000;
     server {{
@@ -136,30 +79,12 @@ http {{
         ssl_verify_client on;
         ssl_client_certificate {d}/ca.pem;
         location / {{ return 200 "client=$ssl_client_s_dn verify=$ssl_client_verify\n"; }}
-    }}
-}}
-"#
+    }}"#
     );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let mut child = Command::new(bin)
-        .args([
-            "-p",
-            &d.to_string(),
-            "-c",
-            &format!("{d}/nginx.conf"),
-            "-e",
-            &format!("{d}/error.log"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for port in [good, wrong, mtls] {
-        wait_listening(port, &mut child, &dir);
-    }
-    Some(Nginx {
-        child,
-        dir,
+    // nginx binds every listener before it serves any: one port is enough to wait for.
+    let nginx = Nginx::start(&dir, &http, mtls)?;
+    Some(TlsNginx {
+        _nginx: nginx,
         ca,
         good,
         wrong,
@@ -167,7 +92,7 @@ http {{
     })
 }
 
-fn trusting(n: &Nginx) -> spindle::client::ClientBuilder {
+fn trusting(n: &TlsNginx) -> spindle::client::ClientBuilder {
     Client::builder()
         .env_proxy(false)
         .timeout(Duration::from_secs(20))

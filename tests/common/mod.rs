@@ -206,3 +206,4 @@ pub fn tool_available(name: &str) -> bool {
     }
     found
 }
+pub mod nginx;
