@@ -14,7 +14,7 @@ if ! command -v nginx >/dev/null; then
 fi
 
 cargo build --release --example graceful -q
-bin=target/release/examples/graceful
+bin="${CARGO_TARGET_DIR:-target}/release/examples/graceful"
 work=$(mktemp -d)
 pids=()
 cleanup() {
