@@ -7,10 +7,13 @@
 //! connection and the server's thread count (an idle connection must hold none).
 //! The client side keeps only its socket, so the growth is the server's share (plus
 //! allocator slack). Loopback only; the fd limit is raised to fit.
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::{raise_fd_limit, rss_kib};
 use spindle::h2::proto::{Config, Connection, Event};
 use spindle::server::{Request, Response, Server};
 
@@ -48,10 +51,10 @@ fn main() {
         ),
         ("HTTP/2 (h2c)", open_h2),
     ] {
-        let before = rss_kib();
+        let before = rss_kib("self");
         let conns = open(addr, n);
         std::thread::sleep(Duration::from_millis(500));
-        let after = rss_kib();
+        let after = rss_kib("self");
         let threads = server.threads();
         let per = (after.saturating_sub(before)) as f64 / n as f64;
         println!("| {name} | {per:.1} | {threads} |");
@@ -113,27 +116,4 @@ fn open_h2(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
             s
         })
         .collect()
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed by pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }

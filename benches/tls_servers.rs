@@ -14,13 +14,17 @@
 //! It prints requests/s and server CPU time per request, with spindle's ratio to hyper.
 //! Environment: `BENCH_SECS` (default 5), `BENCH_RUNS` (default 3, medians reported).
 //! Needs `taskset` (util-linux). Loopback only; every child is ended by its PID.
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::{cpu_ticks, env_or, free_addr, tool_exists, wait_for};
 
 const HELLO: &[u8] = b"Hello, World!";
 const SERVERS: [&str; 2] = ["spindle", "hyper"];
@@ -326,45 +330,4 @@ fn make_cert() -> (PathBuf, PathBuf) {
     std::fs::write(&c, cert.to_pem().unwrap()).unwrap();
     std::fs::write(&k, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
     (c, k)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    utime + stime
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-fn wait_for(addr: SocketAddr, child: &mut Child) {
-    let t0 = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        if t0.elapsed() > Duration::from_secs(10) || child.try_wait().ok().flatten().is_some() {
-            panic!("server did not start on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn tool_exists(name: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
