@@ -251,7 +251,8 @@ fn write_out(conn: &mut Connection, socket: &Socket) -> io::Result<bool> {
 
 /// Serves the connection until reading and writing would both block (or there is
 /// nothing to do), then tells the engine to park or close it. Requests that arrived
-/// wait for [`H2Driver::runner`]: the engine runs them once the connection is parked. `read_buf` is the thread's read buffer, reused across connections.
+/// wait for [`H2Driver::runner`]: the engine runs them once the connection is parked.
+/// `read_buf` is the thread's read buffer, reused across connections.
 pub(crate) fn drive(
     d: &mut H2Driver,
     socket: &Socket,
