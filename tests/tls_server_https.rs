@@ -5,6 +5,9 @@
 #![cfg(feature = "tls")]
 mod common;
 mod tls_support;
+#[path = "../examples/websocket_echo.rs"]
+#[allow(dead_code)]
+mod websocket_echo;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -518,6 +521,60 @@ fn alpn_h2_serves_curl_and_nghttp_over_tls_and_http11_clients_still_work() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("HTTP/1.1 0 {:08x}", crc32(b""))
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `Response::upgrade` on an HTTPS connection hands the TLS session over: the WebSocket
+/// echo example serves `wss://` (Python `websockets`: text, binary, 1 MiB, ping, close),
+/// and the connection leaves the server's books.
+#[test]
+fn websocket_over_tls_with_python_websockets() {
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import websockets"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 with `websockets` is required in CI"
+        );
+        eprintln!("\n!!!!! SKIPPED: python3 `websockets` is not installed !!!!!\n");
+        return;
+    }
+    let pki = pki();
+    let srv = Https::start(&pki.server, websocket_echo::app(), |s| s);
+    let dir = tmpdir("wss");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pki.ca.pem()).unwrap();
+    let url = format!("wss://localhost:{}/ws", srv.addr().port());
+    for _ in 0..2 {
+        let out = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/py/ws_echo_client.py"
+            ))
+            .arg(&url)
+            .arg(&ca)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("OK"),
+            "wss client failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Plain HTTPS keeps working beside it.
+    let res = client(&pki).get(srv.url("/")).send().unwrap();
+    assert_eq!(res.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.listening.open_connections() > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        srv.listening.open_connections() <= 1,
+        "upgraded connections handed off"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

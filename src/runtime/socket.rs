@@ -10,7 +10,8 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::engine::release_loop_before_blocking;
@@ -88,20 +89,21 @@ fn decode(nanos: u64) -> Option<Duration> {
     (nanos != NO_TIMEOUT).then(|| Duration::from_nanos(nanos))
 }
 
-/// What a TLS session reads and writes through: the descriptor of the [`Socket`] the
-/// session lives in, without owning it. The session is a field of that socket, declared
-/// before the stream, so it is dropped before the descriptor closes.
-struct FdIo(RawFd);
+/// What a TLS session reads and writes through: a descriptor it does not own. First the
+/// one of the [`Socket`] the session lives in (the session is declared before the
+/// stream, so it is dropped before that descriptor closes); after an upgrade, a
+/// duplicate owned by the [`UpgradedStream`] that took the session over.
+struct FdIo(Arc<AtomicI32>);
 
 impl Read for FdIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::recv(self.0, buf)
+        sys::recv(self.0.load(Ordering::Relaxed), buf)
     }
 }
 
 impl Write for FdIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send(self.0, buf)
+        sys::send(self.0.load(Ordering::Relaxed), buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -122,7 +124,9 @@ impl From<Interest> for Readiness {
 pub(crate) struct Socket {
     /// The TLS session over `stream`, for HTTPS. Declared before `stream`: it uses
     /// `stream`'s descriptor and must be dropped first.
-    tls: Option<SharedServerStream>,
+    tls: Option<Arc<SharedServerStream>>,
+    /// The descriptor the TLS session does its I/O on (see [`FdIo`]).
+    tls_fd: Option<Arc<AtomicI32>>,
     /// A non-blocking TLS read ended on end-of-stream or an error after returning data:
     /// the socket will raise no new readiness event for it, so the connection must be
     /// looked at again before it parks.
@@ -136,6 +140,7 @@ impl Socket {
     pub fn new(stream: Stream) -> Socket {
         Socket {
             tls: None,
+            tls_fd: None,
             tls_revisit: AtomicBool::new(false),
             stream,
             read_timeout: AtomicU64::new(NO_TIMEOUT),
@@ -150,8 +155,10 @@ impl Socket {
     /// Puts a TLS session on the socket (the socket must be non-blocking). No I/O
     /// happens yet: drive the handshake with [`Socket::tls_handshake`].
     pub fn start_tls(&mut self, acceptor: &Acceptor) -> crate::Result<()> {
-        let stream = acceptor.accept(FdIo(self.raw_fd()))?;
-        self.tls = Some(SharedServerStream::new(stream));
+        let fd = Arc::new(AtomicI32::new(self.raw_fd()));
+        let stream = acceptor.accept(FdIo(fd.clone()))?;
+        self.tls = Some(Arc::new(SharedServerStream::new(stream)));
+        self.tls_fd = Some(fd);
         Ok(())
     }
 
@@ -344,18 +351,17 @@ impl Transport for Socket {
     }
 
     fn hijack(&self) -> io::Result<UpgradedStream> {
-        if self.tls.is_some() {
-            // The raw socket carries TLS records; handing it out would hand out
-            // ciphertext. Refused before anything is sent.
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "upgrading a TLS connection is not supported yet",
-            ));
-        }
         let stream = match &self.stream {
             Stream::Tcp(s) => UpgradedStream::Tcp(s.try_clone()?),
             Stream::Unix(s) => UpgradedStream::Unix(s.try_clone()?),
         };
+        if let (Some(tls), Some(fd)) = (&self.tls, &self.tls_fd) {
+            // The session goes with the connection and speaks through the duplicate
+            // from now on, so the server may close its own descriptor. It stays
+            // non-blocking: the upgraded stream waits for readiness between attempts.
+            fd.store(stream.as_raw_fd(), Ordering::Relaxed);
+            return Ok(UpgradedStream::tls(tls.clone(), stream));
+        }
         // O_NONBLOCK belongs to the open file description, which the duplicate shares:
         // the engine's descriptor turns blocking too, but it does no more I/O on it.
         stream.set_nonblocking(false)?;

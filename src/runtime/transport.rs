@@ -41,9 +41,9 @@ pub(crate) trait Transport: Send + Sync {
     /// Shuts down one or both directions.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
     /// Hands the connection to a handler ([`Response::upgrade`]): a duplicate of the
-    /// socket, in blocking mode, with no timeouts. The caller must then forget the
-    /// connection without shutting it down (that would end the duplicate too).
-    /// Transports that cannot be handed over (TLS, for now) keep this default.
+    /// socket, in blocking mode, with no timeouts (with its TLS session, if any). The
+    /// caller must then forget the connection without shutting it down (that would end
+    /// the duplicate too). Transports that cannot be handed over keep this default.
     ///
     /// [`Response::upgrade`]: crate::server::Response::upgrade
     fn hijack(&self) -> io::Result<UpgradedStream> {

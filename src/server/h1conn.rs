@@ -778,7 +778,7 @@ impl ResponseSink for H1Sink<'_, '_> {
                 "connection is broken",
             ));
         }
-        // Take the socket first: if it cannot be had (TLS), nothing has been sent yet.
+        // Take the socket first: if it cannot be had, nothing has been sent yet.
         let mut stream = self.io.hijack()?;
         self.cont.head_sent.store(true, Ordering::Relaxed);
         // RFC 9110 §9.3.6 and §15.2: no framing fields on these.

@@ -45,7 +45,7 @@ pub use config::Overload;
 pub use handler::Handler;
 pub use request::Request;
 pub use response::{Fresh, Response, ResponseSink, Streaming, WriteStatus};
-pub use upgrade::{Upgraded, UpgradedStream};
+pub use upgrade::{TlsUpgraded, Upgraded, UpgradedStream};
 
 use crate::runtime::engine::{self, ConnHook, Running};
 use crate::runtime::listener::Listener;

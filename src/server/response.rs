@@ -233,9 +233,10 @@ impl<'a> Response<'a, Fresh> {
     ///   `CONNECT`;
     /// - `Unsupported`: the response cannot take its connection over: a
     ///   [test recorder](crate::handlers::testing::Recorder), a custom sink that does not
-    ///   forward [`ResponseSink::upgrade`](ResponseSink::upgrade), a TLS
-    ///   connection (for now) and, once the server speaks it, HTTP/2 (which has no
-    ///   connection-wide upgrade; RFC 8441's extended CONNECT would be separate);
+    ///   forward [`ResponseSink::upgrade`](ResponseSink::upgrade), and HTTP/2 (which has
+    ///   no connection-wide upgrade; RFC 8441's extended CONNECT would be separate).
+    ///   HTTPS connections are handed over with their TLS session
+    ///   ([`UpgradedStream::Tls`](super::UpgradedStream::Tls));
     /// - the I/O error of sending the head.
     ///
     /// When nothing could be sent, the server answers `500` and closes the connection.

@@ -5,14 +5,19 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::runtime::sys::{wait_fd, Readiness};
+use crate::tls::{Interest, SharedServerStream};
+
 /// The socket of an upgraded connection: a blocking TCP or Unix stream with no timeouts
-/// set, owned by the handler.
+/// set, or the TLS session of an HTTPS connection, owned by the handler.
 ///
 /// It is a duplicate of the descriptor the server accepted; the server has forgotten
 /// its own copy, so the connection lives exactly as long as this value (and its
-/// clones). More kinds (TLS) may follow, hence `#[non_exhaustive]`.
+/// clones). More kinds may follow, hence `#[non_exhaustive]`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum UpgradedStream {
@@ -20,51 +25,108 @@ pub enum UpgradedStream {
     Tcp(TcpStream),
     /// A Unix domain socket connection.
     Unix(UnixStream),
+    /// An HTTPS connection (WebSocket over `wss://`, say): reads and writes go through
+    /// its TLS session.
+    Tls(TlsUpgraded),
 }
 
-macro_rules! both {
+/// The TCP or Unix socket under an upgraded stream (for [`UpgradedStream::Tls`], the one
+/// carrying its records).
+macro_rules! socket {
     ($self:expr, $s:ident => $e:expr) => {
         match $self {
             UpgradedStream::Tcp($s) => $e,
             UpgradedStream::Unix($s) => $e,
+            UpgradedStream::Tls(t) => match &t.0.socket {
+                Plain::Tcp($s) => $e,
+                Plain::Unix($s) => $e,
+            },
         }
     };
 }
 
 impl UpgradedStream {
-    /// Another handle to the same connection (a duplicated descriptor), for example to
-    /// read on one thread and write on another.
+    /// An upgraded HTTPS connection: `session` now does its I/O on `socket` (a
+    /// non-blocking duplicate of the server's descriptor).
+    pub(crate) fn tls(session: Arc<SharedServerStream>, socket: UpgradedStream) -> UpgradedStream {
+        let socket = match socket {
+            UpgradedStream::Tcp(s) => Plain::Tcp(s),
+            UpgradedStream::Unix(s) => Plain::Unix(s),
+            UpgradedStream::Tls(t) => return UpgradedStream::Tls(t),
+        };
+        UpgradedStream::Tls(TlsUpgraded(Arc::new(TlsShared {
+            session,
+            socket,
+            read_timeout: Mutex::new(None),
+            write_timeout: Mutex::new(None),
+            nonblocking: AtomicBool::new(false),
+        })))
+    }
+
+    /// Another handle to the same connection (a duplicated descriptor, or the same TLS
+    /// session), for example to read on one thread and write on another.
     pub fn try_clone(&self) -> io::Result<UpgradedStream> {
         Ok(match self {
             UpgradedStream::Tcp(s) => UpgradedStream::Tcp(s.try_clone()?),
             UpgradedStream::Unix(s) => UpgradedStream::Unix(s.try_clone()?),
+            UpgradedStream::Tls(t) => UpgradedStream::Tls(TlsUpgraded(t.0.clone())),
         })
     }
 
     /// How long a read may block (`None`: forever, the initial setting).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        both!(self, s => s.set_read_timeout(timeout))
+        match self {
+            UpgradedStream::Tls(t) => {
+                *lock(&t.0.read_timeout) = timeout;
+                Ok(())
+            }
+            _ => socket!(self, s => s.set_read_timeout(timeout)),
+        }
     }
 
     /// How long a write may block (`None`: forever, the initial setting).
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        both!(self, s => s.set_write_timeout(timeout))
+        match self {
+            UpgradedStream::Tls(t) => {
+                *lock(&t.0.write_timeout) = timeout;
+                Ok(())
+            }
+            _ => socket!(self, s => s.set_write_timeout(timeout)),
+        }
     }
 
     /// Switches non-blocking mode (off initially).
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        both!(self, s => s.set_nonblocking(nonblocking))
+        match self {
+            // The socket under TLS always is; the session waits for readiness unless
+            // asked not to.
+            UpgradedStream::Tls(t) => {
+                t.0.nonblocking.store(nonblocking, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => socket!(self, s => s.set_nonblocking(nonblocking)),
+        }
     }
 
-    /// Shuts down one or both directions of the connection (for every clone).
+    /// Shuts down one or both directions of the connection (for every clone). Over TLS,
+    /// shutting down writing first sends the `close_notify` alert.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        both!(self, s => s.shutdown(how))
+        if let UpgradedStream::Tls(t) = self {
+            if how != Shutdown::Read {
+                let _ = t.0.session.close_notify();
+            }
+        }
+        socket!(self, s => s.shutdown(how))
     }
 
     /// The peer's address, for TCP.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match self {
             UpgradedStream::Tcp(s) => s.peer_addr().ok(),
+            UpgradedStream::Tls(t) => match &t.0.socket {
+                Plain::Tcp(s) => s.peer_addr().ok(),
+                Plain::Unix(_) => None,
+            },
             UpgradedStream::Unix(_) => None,
         }
     }
@@ -72,32 +134,112 @@ impl UpgradedStream {
 
 impl Read for UpgradedStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        both!(self, s => s.read(buf))
+        match self {
+            UpgradedStream::Tcp(s) => s.read(buf),
+            UpgradedStream::Unix(s) => s.read(buf),
+            UpgradedStream::Tls(t) => {
+                let timeout = *lock(&t.0.read_timeout);
+                t.0.session
+                    .read(buf, |interest| t.0.wait(interest, timeout))
+            }
+        }
     }
 }
 
 impl Write for UpgradedStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        both!(self, s => s.write(buf))
+        match self {
+            UpgradedStream::Tcp(s) => s.write(buf),
+            UpgradedStream::Unix(s) => s.write(buf),
+            UpgradedStream::Tls(t) => {
+                let timeout = *lock(&t.0.write_timeout);
+                t.0.session
+                    .write(buf, |interest| t.0.wait(interest, timeout))
+            }
+        }
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        both!(self, s => s.write_vectored(bufs))
+        match self {
+            UpgradedStream::Tcp(s) => s.write_vectored(bufs),
+            UpgradedStream::Unix(s) => s.write_vectored(bufs),
+            UpgradedStream::Tls(_) => {
+                let first = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &b[..]);
+                self.write(first)
+            }
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
 
+/// The descriptor of the socket (under TLS, the one carrying the encrypted records:
+/// wait on it for readiness, but read and write through the stream).
 impl AsRawFd for UpgradedStream {
     fn as_raw_fd(&self) -> RawFd {
-        both!(self, s => s.as_raw_fd())
+        socket!(self, s => s.as_raw_fd())
     }
 }
 
 impl AsFd for UpgradedStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        both!(self, s => s.as_fd())
+        socket!(self, s => s.as_fd())
     }
+}
+
+/// An upgraded HTTPS connection ([`UpgradedStream::Tls`]): its TLS session and the
+/// socket under it, shared by the clones of the stream. Reading and writing may go on at
+/// once from two clones.
+#[derive(Debug)]
+pub struct TlsUpgraded(Arc<TlsShared>);
+
+#[derive(Debug)]
+struct TlsShared {
+    /// Declared before the socket: it does its I/O on the socket's descriptor.
+    session: Arc<SharedServerStream>,
+    socket: Plain,
+    read_timeout: Mutex<Option<Duration>>,
+    write_timeout: Mutex<Option<Duration>>,
+    nonblocking: AtomicBool,
+}
+
+#[derive(Debug)]
+enum Plain {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl TlsShared {
+    /// Waits until the socket has `interest` (a TLS read may need to write, and the
+    /// other way round), up to `timeout`.
+    fn wait(&self, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
+        if self.nonblocking.load(Ordering::Relaxed) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let fd = match &self.socket {
+            Plain::Tcp(s) => s.as_raw_fd(),
+            Plain::Unix(s) => s.as_raw_fd(),
+        };
+        let readiness = match interest {
+            Interest::Read => Readiness::Read,
+            Interest::Write => Readiness::Write,
+        };
+        if wait_fd(fd, readiness, timeout)? {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "upgraded TLS stream timed out",
+            ))
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A connection taken over by a handler after answering `101 Switching Protocols` (or

@@ -1,17 +1,20 @@
 """WebSocket client checks against spindle's websocket_echo example (Python `websockets`).
 
 Usage: ws_echo_client.py ws://HOST:PORT/ws
+       ws_echo_client.py wss://localhost:PORT/ws CA.pem
 Checks text and binary echo, ping/pong, a large message and a clean close (code 1000
 both ways); prints OK and exits 0, or raises.
 """
 import asyncio
+import ssl
 import sys
 
 import websockets
 
 
-async def main(url):
-    async with websockets.connect(url, max_size=4 * 1024 * 1024) as ws:
+async def main(url, ca=None):
+    tls = ssl.create_default_context(cafile=ca) if ca else None
+    async with websockets.connect(url, max_size=4 * 1024 * 1024, ssl=tls) as ws:
         await ws.send("hello, spindle")
         got = await asyncio.wait_for(ws.recv(), 5)
         assert got == "hello, spindle", got
@@ -43,4 +46,4 @@ async def main(url):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))
