@@ -99,14 +99,7 @@ fn rapid_reset() {
             }
         }
         flood(&mut c, &bytes, 16 * 1024);
-        let seen = c.observe_to_close(Duration::from_secs(5));
-        assert_eq!(
-            seen.goaway_code(),
-            Some(ENHANCE_YOUR_CALM),
-            "round {round}: {}",
-            seen.describe()
-        );
-        assert!(seen.closed, "round {round}: {}", seen.describe());
+        c.expect_goaway_and_close(ENHANCE_YOUR_CALM, &format!("round {round}"));
     }
     prober.finish(PROMPT);
     Cost {
@@ -147,14 +140,7 @@ fn continuation_flood() {
             }
         }
         flood(&mut c, &bytes, 64 * 1024);
-        let seen = c.observe_to_close(Duration::from_secs(5));
-        assert_eq!(
-            seen.goaway_code(),
-            Some(ENHANCE_YOUR_CALM),
-            "round {round}: {}",
-            seen.describe()
-        );
-        assert!(seen.closed, "round {round}: {}", seen.describe());
+        let seen = c.expect_goaway_and_close(ENHANCE_YOUR_CALM, &format!("round {round}"));
         assert!(seen.statuses.is_empty(), "{}", seen.describe());
     }
     prober.finish(PROMPT);
@@ -311,14 +297,7 @@ fn settings_flood() {
             bytes.extend(settings(&many));
         }
         flood(&mut c, &bytes, 64 * 1024);
-        let seen = c.observe_to_close(Duration::from_secs(5));
-        assert_eq!(
-            seen.goaway_code(),
-            Some(ENHANCE_YOUR_CALM),
-            "round {round}: {}",
-            seen.describe()
-        );
-        assert!(seen.closed, "round {round}: {}", seen.describe());
+        c.expect_goaway_and_close(ENHANCE_YOUR_CALM, &format!("round {round}"));
     }
     prober.finish(PROMPT);
     Cost {
@@ -346,14 +325,7 @@ fn ping_flood() {
             bytes.extend(ping(i.to_be_bytes()));
         }
         flood(&mut c, &bytes, 64 * 1024);
-        let seen = c.observe_to_close(Duration::from_secs(5));
-        assert_eq!(
-            seen.goaway_code(),
-            Some(ENHANCE_YOUR_CALM),
-            "round {round}: {}",
-            seen.describe()
-        );
-        assert!(seen.closed, "round {round}: {}", seen.describe());
+        c.expect_goaway_and_close(ENHANCE_YOUR_CALM, &format!("round {round}"));
     }
     prober.finish(PROMPT);
     Cost {
@@ -389,14 +361,7 @@ fn empty_frame_floods() {
             bytes.extend_from_slice(&one);
         }
         flood(&mut c, &bytes, 64 * 1024);
-        let seen = c.observe_to_close(Duration::from_secs(5));
-        assert_eq!(
-            seen.goaway_code(),
-            Some(ENHANCE_YOUR_CALM),
-            "round {round}: {}",
-            seen.describe()
-        );
-        assert!(seen.closed, "round {round}: {}", seen.describe());
+        c.expect_goaway_and_close(ENHANCE_YOUR_CALM, &format!("round {round}"));
     }
     prober.finish(PROMPT);
     Cost {

@@ -562,6 +562,20 @@ impl RawH2 {
         seen
     }
 
+    /// Reads until the server closes (5 s at most) and asserts it sent GOAWAY with
+    /// `code` and closed; `what` names the case in failure messages.
+    pub fn expect_goaway_and_close(&mut self, code: u32, what: &str) -> Seen {
+        let seen = self.observe_to_close(Duration::from_secs(5));
+        assert_eq!(
+            seen.goaway_code(),
+            Some(code),
+            "{what}: {}",
+            seen.describe()
+        );
+        assert!(seen.closed, "{what}: {}", seen.describe());
+        seen
+    }
+
     fn record(&mut self, seen: &mut Seen, f: Frame) {
         seen.frames += 1;
         *seen.kinds.entry(f.kind).or_default() += 1;
