@@ -2,11 +2,14 @@
 //! `-X METHOD` with `-d DATA`), over http:// or https://.
 //!
 //! `cargo run --example client -- [-X METHOD] [-d DATA] [-H 'Name: value']...
-//!  [--cacert CA.pem] [--cert CERT.pem --key KEY.pem] [-k|--insecure] [-v] URL`
+//!  [--cacert CA.pem] [--cert CERT.pem --key KEY.pem] [-k|--insecure]
+//!  [--http2-prior-knowledge] [-v] URL`
 //!
 //! `--cacert` trusts another root certificate, `--cert`/`--key` present a client
 //! certificate (PEM chain, PKCS#8 key), `--insecure` accepts any server certificate
-//! (testing only), `-v` prints the negotiated ALPN protocol to stderr.
+//! (testing only), `--http2-prior-knowledge` speaks HTTP/2 to an `http://` URL (h2c;
+//! `https://` uses it whenever the server picks it), `-v` prints the negotiated ALPN
+//! protocol to stderr.
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -28,6 +31,7 @@ fn run() -> spindle::Result<()> {
     let mut url = None;
     let mut tls = Tls::default();
     let mut verbose = false;
+    let mut h2c = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-X" => method = args.next(),
@@ -38,13 +42,14 @@ fn run() -> spindle::Result<()> {
             "--key" => tls.key = args.next(),
             "-k" | "--insecure" => tls.insecure = true,
             "-v" => verbose = true,
+            "--http2-prior-knowledge" => h2c = true,
             _ => url = Some(arg),
         }
     }
     let Some(url) = url else {
         eprintln!(
             "usage: client [-X METHOD] [-d DATA] [-H 'Name: value']... [--cacert CA.pem] \
-             [--cert CERT.pem --key KEY.pem] [-k|--insecure] [-v] URL"
+             [--cert CERT.pem --key KEY.pem] [-k|--insecure] [--http2-prior-knowledge] [-v] URL"
         );
         std::process::exit(2);
     };
@@ -55,9 +60,12 @@ fn run() -> spindle::Result<()> {
         (None, Some(_)) => spindle::http::Method::POST,
         (None, None) => spindle::http::Method::GET,
     };
-    let builder = Client::builder()
+    let mut builder = Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(300));
+    if h2c {
+        builder = builder.http2_prior_knowledge();
+    }
     let client = tls.apply(builder)?.try_build()?;
     let mut req = client.request(method, url.as_str());
     for h in &headers {
