@@ -341,20 +341,6 @@ fn h2load_bounded_runs_without_errors() {
     }
 }
 
-fn python_with(modules: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("python3 with `{modules}` is required in CI");
-        }
-        eprintln!("\n!!!!! SKIPPED: python3 with `{modules}` is not installed !!!!!\n");
-    }
-    ok
-}
-
 /// Runs tests/py/h2_edge_cases.py in `mode` against `server`; its JSON report.
 fn edge_case(server: &Listening, mode: &str) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/h2_edge_cases.py");

@@ -11,10 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use spindle::server::{Request, Response, Server};
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
 /// Echoes the body back, and says which protocol carried the request.
 fn echo(mut req: Request, res: Response) {
     let mut body = Vec::new();
@@ -128,19 +124,6 @@ fn nghttp_concurrent_streams_on_one_connection() {
     );
 }
 
-fn python_h2() -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .args(["-c", "import h2"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some("python3");
-    }
-    assert!(!ci(), "python3 with the `h2` module is required in CI");
-    eprintln!("\n!!!!! SKIPPED: python3 with the `h2` module is not installed !!!!!\n");
-    None
-}
-
 fn http1_get(addr: SocketAddr, path: &str) -> String {
     let mut s = connect(addr);
     write!(
@@ -156,7 +139,10 @@ fn http1_get(addr: SocketAddr, path: &str) -> String {
 /// connection and HTTP/1.1 are served meanwhile.
 #[test]
 fn blocked_handlers_never_stop_the_connection() {
-    let Some(py) = python_h2() else { return };
+    if !python_with("h2") {
+        return;
+    }
+    let py = "python3";
     let _ = env_logger::builder().is_test(true).try_init();
     const N: usize = 4;
     let server = Server::http("127.0.0.1:0")

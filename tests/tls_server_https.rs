@@ -530,16 +530,7 @@ fn alpn_h2_serves_curl_and_nghttp_over_tls_and_http11_clients_still_work() {
 /// and the connection leaves the server's books.
 #[test]
 fn websocket_over_tls_with_python_websockets() {
-    let python = std::process::Command::new("python3")
-        .args(["-c", "import websockets"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !python {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3 with `websockets` is required in CI"
-        );
-        eprintln!("\n!!!!! SKIPPED: python3 `websockets` is not installed !!!!!\n");
+    if !common::python_with("websockets") {
         return;
     }
     let pki = pki();

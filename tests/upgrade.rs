@@ -3,8 +3,9 @@
 //! connection leaving the server's books and surviving its graceful shutdown, CONNECT
 //! tunnels, and the errors.
 //!
-//! The Python test needs `python3 -m pip install websockets` (see ci-upgrade.sh): it
+//! The Python test needs `python3 -m pip install websockets` (.ci/run installs it): it
 //! fails under `CI=true` without it and prints a loud SKIP otherwise.
+mod common;
 #[path = "../examples/websocket_echo.rs"]
 mod websocket_echo;
 
@@ -23,29 +24,9 @@ use spindle::server::{Handler, Request, Response, Server, Upgraded};
 
 const WS_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/ws_echo_client.py");
 
-fn python_with_websockets() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import websockets"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return true;
-    }
-    let msg = "python3 with the `websockets` module is required \
-               (python3 -m pip install websockets; see ci-upgrade.sh)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and {msg}");
-    }
-    eprintln!(
-        "\n{0}\n!!! SKIP upgrade websocket test: {msg}\n{0}\n",
-        "!".repeat(78)
-    );
-    false
-}
-
 #[test]
 fn websocket_echo_with_python_websockets() {
-    if !python_with_websockets() {
+    if !common::python_with("websockets") {
         return;
     }
     let server = TestServer::start(websocket_echo::app()).unwrap();

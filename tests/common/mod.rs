@@ -206,4 +206,21 @@ pub fn tool_available(name: &str) -> bool {
     }
     found
 }
+
+/// python3 can import `modules` (e.g. `"httpx, h2"`), or it is reported missing like
+/// [`tool_available`]: an error under CI, a loud skip message otherwise.
+pub fn python_with(modules: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("python3 with `{modules}` is required in CI but is not installed");
+        }
+        eprintln!("\n!!!!! SKIPPED: python3 with `{modules}` is not installed !!!!!\n");
+    }
+    ok
+}
+
 pub mod nginx;
