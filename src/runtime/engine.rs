@@ -209,25 +209,25 @@ pub(crate) fn release_loop_before_blocking() -> bool {
     }
 }
 
-/// The loop of `core` this thread runs now, if any (a hand-off or the watchdog may have
+/// `f` of the loop this thread runs now, if any (a hand-off or the watchdog may have
 /// passed it on while this thread was in a handler).
-fn owned_loop(core: &Arc<EngineCore>) -> Option<usize> {
+fn with_current_loop<R>(f: impl FnOnce(&Owner) -> R) -> Option<R> {
     OWNER.with(|o| {
-        o.borrow().as_ref().and_then(|w| {
-            let current = Arc::ptr_eq(&w.core, core)
-                && w.core.loops[w.index].gen.load(Ordering::Acquire) == w.gen;
-            current.then_some(w.index)
-        })
+        o.borrow()
+            .as_ref()
+            .filter(|w| w.core.loops[w.index].gen.load(Ordering::Acquire) == w.gen)
+            .map(f)
     })
+}
+
+/// The loop of `core` this thread runs now, if any.
+fn owned_loop(core: &Arc<EngineCore>) -> Option<usize> {
+    with_current_loop(|w| Arc::ptr_eq(&w.core, core).then_some(w.index)).flatten()
 }
 
 /// True while this thread runs an event loop.
 pub(crate) fn owns_event_loop() -> bool {
-    OWNER.with(|o| {
-        o.borrow()
-            .as_ref()
-            .is_some_and(|w| w.core.loops[w.index].gen.load(Ordering::Acquire) == w.gen)
-    })
+    with_current_loop(|_| ()).is_some()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
