@@ -21,6 +21,9 @@
 
 pub mod client;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod h1;
 pub mod h2;
 pub mod handlers;

@@ -1,0 +1,1 @@
+//! Fuzzing entry points for `crate::h1`.
