@@ -197,7 +197,11 @@ enum BodyState {
     Done,
     Length(u64),
     Chunked(Box<ChunkedDecoder>),
-    Failed,
+    /// Reading it failed. `answer` is the status that says why (400 for bad framing),
+    /// sent if no response to the request has reached the socket yet.
+    Failed {
+        answer: Option<StatusCode>,
+    },
 }
 
 impl ReadBuf {
@@ -267,39 +271,127 @@ impl ReadBuf {
     }
 }
 
-/// 100-continue progress, shared by the body reader and the response writer.
-struct Continue {
+/// What the body reader and the response writer of one exchange share. Both run on the
+/// handler's thread, but each is a separate object the handler holds, so they meet here.
+struct Shared<'s> {
+    side: &'s mut ReadSide,
+    out: Output<'s>,
     /// The client waits for `100 Continue` before sending the body.
-    pending: AtomicBool,
-    /// The final response head has been sent (so no 100 may follow).
-    head_sent: AtomicBool,
+    continue_pending: bool,
+    /// The final response head is in the output (so no 100 may follow).
+    head_written: bool,
 }
 
-/// The body of the current request, read through the connection. The read side is
-/// shared with the response writer, which takes the buffered bytes on an upgrade.
+/// Response bytes not yet written to the socket, earlier pipelined answers first.
+///
+/// Everything waits here until the buffer fills, the handler flushes, the connection
+/// would block on a read, or the exchange ends. "Would block on a read" includes the
+/// body reader: before it waits for request body bytes it sends what is here, because
+/// the client may be waiting for it (the answer to an unread body, a streamed prefix).
+struct Output<'s> {
+    buf: &'s mut Vec<u8>,
+    /// The chunk being gathered starts here; its size line goes in front when it closes.
+    chunk_start: Option<usize>,
+    /// This exchange's response starts here; what lies before it are earlier answers.
+    mark: usize,
+    /// Some byte of this exchange's response has reached the socket, so it can no
+    /// longer be taken back and replaced by an error answer.
+    sent_any: bool,
+    /// A write failed: the connection is dead.
+    broken: bool,
+}
+
+impl<'s> Output<'s> {
+    fn new(buf: &'s mut Vec<u8>) -> Self {
+        let mark = buf.len();
+        Output {
+            buf,
+            chunk_start: None,
+            mark,
+            sent_any: false,
+            broken: false,
+        }
+    }
+
+    /// Puts the size line in front of the chunk being gathered.
+    fn close_chunk(&mut self) {
+        if let Some(start) = self.chunk_start.take() {
+            let len = self.buf.len() - start;
+            if len == 0 {
+                return;
+            }
+            let mut line = Vec::with_capacity(10);
+            write_chunk_size(&mut line, len);
+            self.buf.splice(start..start, line);
+            self.buf.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// Writes out everything gathered so far.
+    fn flush(&mut self, io: &dyn Transport) -> io::Result<()> {
+        self.close_chunk();
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.broken {
+            self.buf.clear();
+            return Err(broken_pipe());
+        }
+        if self.buf.len() > self.mark {
+            self.sent_any = true;
+        }
+        let result = io.write_all(self.buf);
+        self.buf.clear();
+        self.mark = 0;
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    /// Writes out what is gathered, then `data` straight from the caller's buffer.
+    fn write_through(&mut self, io: &dyn Transport, data: &[u8]) -> io::Result<()> {
+        self.flush(io)?;
+        self.sent_any = true;
+        io.write_all(data).inspect_err(|_| self.broken = true)
+    }
+
+    /// Drops whatever this exchange's response put here and has not yet sent; earlier
+    /// answers stay. Returns true when none of the response had been sent, so that an
+    /// error answer may still take its place.
+    fn retract(&mut self) -> bool {
+        self.chunk_start = None;
+        self.buf.truncate(self.mark);
+        !self.sent_any
+    }
+}
+
+fn broken_pipe() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "connection is broken")
+}
+
+/// The body of the current request, read through the connection.
 struct H1Body<'c, 's> {
     io: &'c dyn Transport,
-    side: &'c Mutex<&'s mut ReadSide>,
+    shared: &'c Mutex<Shared<'s>>,
     /// Trailers moved out of the read side once the body ended.
     trailers: Option<HeaderMap>,
-    cont: &'c Continue,
     read_timeout: Option<Duration>,
     max_buffer: usize,
 }
 
 impl BodySource for H1Body<'_, '_> {
     fn read_body(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut side = lock(self.side);
+        let mut shared = lock(self.shared);
         let result = read_body(
             self.io,
-            &mut side,
-            self.cont,
+            &mut shared,
             self.read_timeout,
             self.max_buffer,
             buf,
         );
-        if side.trailers.is_some() {
-            self.trailers = side.trailers.take();
+        if shared.side.trailers.is_some() {
+            self.trailers = shared.side.trailers.take();
         }
         result
     }
@@ -315,8 +407,7 @@ fn lock<'g, T>(m: &'g Mutex<T>) -> MutexGuard<'g, T> {
 
 fn read_body(
     io: &dyn Transport,
-    side: &mut ReadSide,
-    cont: &Continue,
+    shared: &mut Shared<'_>,
     read_timeout: Option<Duration>,
     max_buffer: usize,
     buf: &mut [u8],
@@ -324,32 +415,56 @@ fn read_body(
     if buf.is_empty() {
         return Ok(0);
     }
-    if matches!(side.body, BodyState::Done) {
-        return Ok(0);
+    match shared.side.body {
+        BodyState::Done => return Ok(0),
+        BodyState::Failed { .. } => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request body is unusable after an earlier error",
+            ))
+        }
+        BodyState::Length(_) | BodyState::Chunked(_) => {}
     }
-    if matches!(side.body, BodyState::Failed) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "request body is unusable after an earlier error",
-        ));
-    }
-    if cont.pending.load(Ordering::Relaxed) {
-        cont.pending.store(false, Ordering::Relaxed);
-        if !cont.head_sent.load(Ordering::Relaxed) {
-            // The response has not started, so nothing is buffered ahead of this.
-            io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    if shared.continue_pending {
+        shared.continue_pending = false;
+        if !shared.head_written {
+            // Before the mark: it is no part of the final response, which may still
+            // be replaced by an error answer.
+            let out = &mut shared.out;
+            out.buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            out.mark = out.buf.len();
         }
     }
-    let result = read_body_inner(io, side, read_timeout, max_buffer, buf);
-    if result.is_err() {
-        side.body = BodyState::Failed;
+    let result = read_body_inner(
+        io,
+        shared.side,
+        &mut shared.out,
+        read_timeout,
+        max_buffer,
+        buf,
+    );
+    if let Err(e) = &result {
+        shared.side.body = BodyState::Failed {
+            answer: failure_status(e),
+        };
     }
     result
+}
+
+/// The answer a failed request body deserves when no response has started: 400 when
+/// the peer's framing was at fault, 408 when it was too slow, none when it went away.
+fn failure_status(e: &io::Error) -> Option<StatusCode> {
+    match e.kind() {
+        io::ErrorKind::InvalidData => Some(StatusCode::BAD_REQUEST),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Some(StatusCode::REQUEST_TIMEOUT),
+        _ => None,
+    }
 }
 
 fn read_body_inner(
     io: &dyn Transport,
     side: &mut ReadSide,
+    out: &mut Output<'_>,
     read_timeout: Option<Duration>,
     max_buffer: usize,
     buf: &mut [u8],
@@ -362,7 +477,7 @@ fn read_body_inner(
     } = side;
     loop {
         match body {
-            BodyState::Done | BodyState::Failed => return Ok(0),
+            BodyState::Done | BodyState::Failed { .. } => return Ok(0),
             BodyState::Length(remaining) => {
                 let want = usize::try_from(*remaining)
                     .unwrap_or(usize::MAX)
@@ -374,6 +489,7 @@ fn read_body_inner(
                     rbuf.consume(n);
                     n
                 } else if want >= DIRECT_READ {
+                    out.flush(io)?;
                     rbuf.set_timeout(io, read_timeout)?;
                     match io.read(&mut buf[..want]) {
                         Ok(0) => return Err(eof()),
@@ -382,6 +498,7 @@ fn read_body_inner(
                         Err(e) => return Err(e),
                     }
                 } else {
+                    out.flush(io)?;
                     rbuf.set_timeout(io, read_timeout)?;
                     if rbuf.fill(io, max_buffer)? == 0 {
                         return Err(eof());
@@ -414,6 +531,7 @@ fn read_body_inner(
                     }
                     continue;
                 }
+                out.flush(io)?;
                 rbuf.set_timeout(io, read_timeout)?;
                 let remaining = decoder.data_remaining();
                 if remaining > 0 && buf.len() >= DIRECT_READ {
@@ -450,9 +568,9 @@ enum SinkState {
 #[derive(Clone, Copy)]
 enum Encoder {
     Length(u64),
-    Chunked {
-        chunk_start: Option<usize>,
-    },
+    Chunked,
+    /// Written as is until the connection closes: an HTTP/1.0 body of unknown length,
+    /// or the tunnel after a 2xx answer to CONNECT.
     CloseDelimited,
     /// HEAD, 204, 304: the body is dropped.
     Discard,
@@ -461,24 +579,19 @@ enum Encoder {
 /// The response writer of the current exchange.
 struct H1Sink<'c, 's> {
     io: &'c dyn Transport,
-    /// The read side, for the bytes buffered past the request on an upgrade.
-    side: &'c Mutex<&'s mut ReadSide>,
+    shared: &'c Mutex<Shared<'s>>,
     /// The request is a CONNECT (a 2xx answer may take the connection).
     connect: bool,
     /// The request offers to switch protocols (`Connection: upgrade` and `Upgrade`).
     upgrade_offered: bool,
-    buf: &'c mut Vec<u8>,
     headers: &'c mut HeaderMap,
     version: Version,
     is_head: bool,
     keep_alive: bool,
     state: SinkState,
     trailers: Option<HeaderMap>,
-    cont: &'c Continue,
     /// The connection must close after this response (unfinished or close-delimited body).
     close: bool,
-    /// Set once a write to the socket failed: the connection is dead.
-    broken: bool,
     /// The server is shutting down gracefully.
     stopping: &'c AtomicBool,
     /// Another request already waits behind this one.
@@ -486,25 +599,33 @@ struct H1Sink<'c, 's> {
 }
 
 impl H1Sink<'_, '_> {
-    /// Writes the head into the buffer and decides the body's framing.
-    fn write_head(&mut self, status: StatusCode, whole_len: Option<u64>) -> io::Result<Encoder> {
+    /// Writes the head into the output and decides the body's framing.
+    fn write_head(
+        &mut self,
+        shared: &mut Shared<'_>,
+        status: StatusCode,
+        whole_len: Option<u64>,
+    ) -> io::Result<Encoder> {
         if !matches!(self.state, SinkState::Fresh) {
             return Err(io::Error::other("response head already sent"));
         }
-        self.cont.head_sent.store(true, Ordering::Relaxed);
+        shared.head_written = true;
         let no_body_status = status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED;
+        // RFC 9110 §9.3.6: a 2xx answer to CONNECT starts the tunnel; it has no body
+        // and no framing fields, and what the handler writes after it is tunnel data.
+        let tunnel = self.connect && status.is_success();
         let headers = &mut *self.headers;
 
-        if no_body_status {
+        if no_body_status || tunnel {
             // RFC 9110 §8.6, RFC 9112 §6.1: never framing fields on 1xx and 204.
             if status != StatusCode::NOT_MODIFIED {
                 headers.remove(header::CONTENT_LENGTH);
             }
             headers.remove(header::TRANSFER_ENCODING);
         }
-        let user_length = if no_body_status {
+        let user_length = if no_body_status || tunnel {
             None
         } else {
             match crate::h1::framing::content_length(headers) {
@@ -525,6 +646,9 @@ impl H1Sink<'_, '_> {
 
         let mut encoder = if no_body_status || (self.is_head && whole_len.is_none()) {
             Encoder::Discard
+        } else if tunnel {
+            self.keep_alive = false;
+            Encoder::CloseDelimited
         } else if let Some(len) = whole_len {
             // `send`: the real length wins, except that a HEAD answer may keep the length
             // the handler declared for the GET it mirrors.
@@ -539,7 +663,7 @@ impl H1Sink<'_, '_> {
         } else if let Some(te) = headers.get(header::TRANSFER_ENCODING) {
             let last = comma_tokens(te.as_bytes()).last().unwrap_or(b"");
             if last.eq_ignore_ascii_case(b"chunked") && self.version == Version::HTTP_11 {
-                Encoder::Chunked { chunk_start: None }
+                Encoder::Chunked
             } else {
                 headers.remove(header::TRANSFER_ENCODING);
                 self.keep_alive = false;
@@ -550,7 +674,7 @@ impl H1Sink<'_, '_> {
                 header::TRANSFER_ENCODING,
                 HeaderValue::from_static("chunked"),
             );
-            Encoder::Chunked { chunk_start: None }
+            Encoder::Chunked
         } else {
             self.keep_alive = false;
             Encoder::CloseDelimited
@@ -559,13 +683,13 @@ impl H1Sink<'_, '_> {
             encoder = Encoder::Discard;
         }
 
-        let out = &mut *self.buf;
+        let out = &mut *shared.out.buf;
         write_status_line(out, Version::HTTP_11, status);
         if !headers.contains_key(header::DATE) {
             with_http_date(|date| write_header(out, b"date", date));
         }
         if let (Some(len), false) = (whole_len, headers.contains_key(header::CONTENT_LENGTH)) {
-            if !no_body_status {
+            if !no_body_status && !tunnel {
                 out.extend_from_slice(b"content-length: ");
                 write_decimal(out, len);
                 out.extend_from_slice(b"\r\n");
@@ -574,7 +698,7 @@ impl H1Sink<'_, '_> {
         write_headers(out, headers);
         if !status.is_informational() {
             if !self.keep_alive {
-                if !response_wants_close(headers) {
+                if !response_wants_close(headers) && !tunnel {
                     out.extend_from_slice(b"connection: close\r\n");
                 }
             } else if self.version == Version::HTTP_10 {
@@ -583,34 +707,6 @@ impl H1Sink<'_, '_> {
         }
         out.extend_from_slice(b"\r\n");
         Ok(encoder)
-    }
-
-    fn flush_buf(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let result = self.io.write_all(self.buf);
-        self.buf.clear();
-        if result.is_err() {
-            self.broken = true;
-        }
-        result
-    }
-
-    /// Puts the size line in front of the chunk being gathered.
-    fn close_chunk(&mut self) {
-        if let SinkState::Streaming(Encoder::Chunked { chunk_start }) = &mut self.state {
-            if let Some(start) = chunk_start.take() {
-                let len = self.buf.len() - start;
-                if len == 0 {
-                    return;
-                }
-                let mut line = Vec::with_capacity(10);
-                write_chunk_size(&mut line, len);
-                self.buf.splice(start..start, line);
-                self.buf.extend_from_slice(b"\r\n");
-            }
-        }
     }
 }
 
@@ -635,23 +731,27 @@ impl ResponseSink for H1Sink<'_, '_> {
     }
 
     fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()> {
-        let encoder = self.write_head(status, Some(body.len() as u64))?;
-        if matches!(encoder, Encoder::Length(_)) {
+        let shared = self.shared;
+        let mut shared = lock(shared);
+        let encoder = self.write_head(&mut shared, status, Some(body.len() as u64))?;
+        if matches!(encoder, Encoder::Length(_) | Encoder::CloseDelimited) {
+            let out = &mut shared.out;
             if body.len() >= WRITE_BUFFER {
-                self.flush_buf()?;
-                self.io
-                    .write_all(body)
-                    .inspect_err(|_| self.broken = true)?;
+                out.write_through(self.io, body)?;
             } else {
-                self.buf.extend_from_slice(body);
+                out.buf.extend_from_slice(body);
             }
+        }
+        if let Encoder::CloseDelimited = encoder {
+            self.close = true;
         }
         self.state = SinkState::Done;
         Ok(())
     }
 
     fn start(&mut self, status: StatusCode) -> io::Result<()> {
-        let encoder = self.write_head(status, None)?;
+        let shared = self.shared;
+        let encoder = self.write_head(&mut lock(shared), status, None)?;
         if let Encoder::CloseDelimited = encoder {
             self.close = true;
         }
@@ -663,11 +763,10 @@ impl ResponseSink for H1Sink<'_, '_> {
         let SinkState::Streaming(encoder) = &mut self.state else {
             return Err(io::Error::other("response body written outside streaming"));
         };
-        if self.broken {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "connection is broken",
-            ));
+        let mut shared = lock(self.shared);
+        let out = &mut shared.out;
+        if out.broken {
+            return Err(broken_pipe());
         }
         let chunked = match encoder {
             Encoder::Discard => return Ok(data.len()),
@@ -681,52 +780,59 @@ impl ResponseSink for H1Sink<'_, '_> {
                 *remaining -= data.len() as u64;
                 false
             }
-            Encoder::Chunked { .. } => true,
+            Encoder::Chunked => true,
             Encoder::CloseDelimited => false,
         };
         if data.is_empty() {
             return Ok(0);
         }
-        if self.buf.len() + data.len() > WRITE_BUFFER {
-            self.close_chunk();
-            self.flush_buf()?;
+        if out.buf.len() + data.len() > WRITE_BUFFER {
+            out.flush(self.io)?;
             if data.len() >= WRITE_BUFFER {
                 // Large writes go straight out instead of through the buffer.
                 if chunked {
-                    write_chunk_size(self.buf, data.len());
-                    self.flush_buf()?;
+                    write_chunk_size(out.buf, data.len());
                 }
-                self.io
-                    .write_all(data)
-                    .inspect_err(|_| self.broken = true)?;
+                out.write_through(self.io, data)?;
                 if chunked {
-                    self.buf.extend_from_slice(b"\r\n");
+                    out.buf.extend_from_slice(b"\r\n");
                 }
                 return Ok(data.len());
             }
         }
-        if let SinkState::Streaming(Encoder::Chunked { chunk_start }) = &mut self.state {
-            chunk_start.get_or_insert(self.buf.len());
+        if chunked {
+            out.chunk_start.get_or_insert(out.buf.len());
         }
-        self.buf.extend_from_slice(data);
+        out.buf.extend_from_slice(data);
         Ok(data.len())
     }
 
     fn flush_body(&mut self) -> io::Result<()> {
-        self.close_chunk();
-        self.flush_buf()
+        lock(self.shared).out.flush(self.io)
     }
 
     fn end(&mut self) -> io::Result<()> {
+        let mut shared = lock(self.shared);
+        if matches!(self.state, SinkState::Streaming(_))
+            && matches!(shared.side.body, BodyState::Failed { .. })
+        {
+            // The exchange failed under a started response: cut it, as HTTP/2 resets
+            // the stream, rather than end it as if it were whole.
+            self.state = SinkState::Abandoned;
+            return Err(io::Error::other(
+                "the request body failed, so the response is cut",
+            ));
+        }
         match self.state {
-            SinkState::Streaming(Encoder::Chunked { .. }) => {
-                self.close_chunk();
+            SinkState::Streaming(Encoder::Chunked) => {
+                let out = &mut shared.out;
+                out.close_chunk();
                 self.state = SinkState::Done;
-                self.buf.extend_from_slice(b"0\r\n");
+                out.buf.extend_from_slice(b"0\r\n");
                 if let Some(trailers) = self.trailers.take() {
-                    write_headers(self.buf, &trailers);
+                    write_headers(out.buf, &trailers);
                 }
-                self.buf.extend_from_slice(b"\r\n");
+                out.buf.extend_from_slice(b"\r\n");
                 Ok(())
             }
             SinkState::Streaming(Encoder::Length(remaining)) if remaining > 0 => {
@@ -772,43 +878,42 @@ impl ResponseSink for H1Sink<'_, '_> {
         } else if !(status.is_success() && self.connect) {
             return refuse("only a CONNECT request may be taken over with a 2xx status");
         }
-        if self.broken {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "connection is broken",
-            ));
+        let mut shared = lock(self.shared);
+        if shared.out.broken {
+            return Err(broken_pipe());
         }
         // Take the socket first: if it cannot be had, nothing has been sent yet.
         let mut stream = self.io.hijack()?;
-        self.cont.head_sent.store(true, Ordering::Relaxed);
+        shared.head_written = true;
         // RFC 9110 §9.3.6 and §15.2: no framing fields on these.
         let headers = &mut *self.headers;
         headers.remove(header::CONTENT_LENGTH);
         headers.remove(header::TRANSFER_ENCODING);
-        let out = &mut *self.buf;
-        write_status_line(out, Version::HTTP_11, status);
+        let out = &mut shared.out;
+        write_status_line(out.buf, Version::HTTP_11, status);
         if status != StatusCode::SWITCHING_PROTOCOLS && !headers.contains_key(header::DATE) {
-            with_http_date(|date| write_header(out, b"date", date));
+            with_http_date(|date| write_header(out.buf, b"date", date));
         }
-        write_headers(out, headers);
-        out.extend_from_slice(b"\r\n");
+        write_headers(out.buf, headers);
+        out.buf.extend_from_slice(b"\r\n");
         // From here on the connection cannot go back to HTTP/1.
         self.state = SinkState::Done;
         self.close = true;
         // Through the duplicate, which is blocking now (the mode is shared with the
         // engine's descriptor); with earlier pipelined answers still buffered, if any.
-        let written = io::Write::write_all(&mut stream, self.buf);
-        self.buf.clear();
+        let written = io::Write::write_all(&mut stream, out.buf);
+        out.buf.clear();
+        out.mark = 0;
         if let Err(e) = written {
-            self.broken = true;
+            out.broken = true;
             return Err(e);
         }
-        let mut side = lock(self.side);
+        let side = &mut *shared.side;
         let buffered = side.rbuf.data().to_vec();
         side.rbuf.consume(buffered.len());
         // Whatever body the request declared is now the new owner's business.
         side.body = BodyState::Done;
-        drop(side);
+        drop(shared);
         self.state = SinkState::Hijacked;
         Ok(Upgraded::new(stream, buffered))
     }
@@ -916,20 +1021,20 @@ fn exchange<H: Handler + ?Sized>(
         BodyFraming::Empty => !side.rbuf.is_empty(),
         _ => false,
     };
-    let cont = Continue {
-        pending: AtomicBool::new(false),
-        head_sent: AtomicBool::new(false),
-    };
     let is_head = method == Method::HEAD;
     scratch.headers.clear();
 
     let has_body = !matches!(side.body, BodyState::Done);
-    let shared = Mutex::new(side);
+    let shared = Mutex::new(Shared {
+        side,
+        out: Output::new(&mut scratch.write),
+        continue_pending: false,
+        head_written: false,
+    });
     let mut body = H1Body {
         io,
-        side: &shared,
+        shared: &shared,
         trailers: None,
-        cont: &cont,
         read_timeout: cfg.read_timeout,
         max_buffer: cfg.max_head_bytes(),
     };
@@ -951,89 +1056,125 @@ fn exchange<H: Handler + ?Sized>(
         if verdict != StatusCode::CONTINUE {
             drop(request);
             log::debug!("refused an expected body with {verdict}");
-            write_error(&mut scratch.write, verdict, "");
+            write_error(lock(&shared).out.buf, verdict, "");
             return Err(Fate::BadRequest(verdict));
         }
-        // The 100 is written straight to the socket on the first body read; anything
-        // buffered must go out before it.
-        if let Err(e) = flush(io, &mut scratch.write) {
-            log::debug!("write failed: {e}");
-            return Err(Fate::Io);
-        }
-        cont.pending.store(true, Ordering::Relaxed);
+        // The 100 goes out with the first body read, if no final answer came first.
+        lock(&shared).continue_pending = true;
     }
 
     let mut sink = H1Sink {
         io,
-        side: &shared,
+        shared: &shared,
         connect,
         upgrade_offered,
-        buf: &mut scratch.write,
         headers: &mut scratch.headers,
         version,
         is_head,
         keep_alive,
         state: SinkState::Fresh,
         trailers: None,
-        cont: &cont,
         close: false,
-        broken: false,
         stopping,
         pipelined,
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         handler.handle(request, Response::new(&mut sink));
     }));
-    if let Err(panic) = outcome {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        log::error!("handler panicked: {message}");
-        if matches!(sink.state, SinkState::Hijacked) {
-            // Whatever became of the connection is the handler's business.
-            return Err(Fate::Hijacked);
+    let panicked = match outcome {
+        Ok(()) => false,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::error!("handler panicked: {message}");
+            true
         }
-        if matches!(sink.state, SinkState::Fresh | SinkState::Abandoned)
-            && !cont.head_sent.load(Ordering::Relaxed)
-        {
-            sink.buf.clear();
-            write_error(sink.buf, StatusCode::INTERNAL_SERVER_ERROR, "");
-        }
-        return Err(Fate::HandlerPanic);
-    }
-    match sink.state {
+    };
+    let H1Sink {
+        state,
+        close,
+        keep_alive,
+        ..
+    } = sink;
+    drop(body);
+    let shared = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    let Shared {
+        side,
+        mut out,
+        continue_pending,
+        ..
+    } = shared;
+    let finished = match state {
+        // Whatever became of the connection is the handler's business.
         SinkState::Hijacked => return Err(Fate::Hijacked),
-        // A failed write: the connection is dead, nothing to flush or linger for.
-        _ if sink.broken => return Err(Fate::Io),
-        SinkState::Done if !sink.close => {}
-        SinkState::Done => return Err(Fate::BodyError),
-        _ => {
-            // The handler kept the response (mem::forget, or a leak): end the exchange.
-            log::warn!("handler returned without finishing its response");
-            return Err(Fate::BodyError);
+        SinkState::Done => !panicked,
+        SinkState::Abandoned => false,
+        SinkState::Fresh | SinkState::Streaming(_) => {
+            if !panicked {
+                // The handler kept the response (mem::forget, or a leak).
+                log::warn!("handler returned without finishing its response");
+            }
+            false
         }
+    };
+    if !finished {
+        // A panic, an abort, or a body that failed under a started response: this
+        // response must not look complete. Earlier pipelined answers still go out;
+        // what this one buffered is dropped, and if none of it was sent, an error
+        // answer takes its place.
+        if out.retract() && !out.broken {
+            let answer = match side.body {
+                _ if panicked => Some(StatusCode::INTERNAL_SERVER_ERROR),
+                BodyState::Failed { answer } => answer,
+                _ => None,
+            };
+            if let Some(status) = answer {
+                write_error(out.buf, status, "");
+            }
+        }
+        return Err(if panicked {
+            Fate::HandlerPanic
+        } else {
+            Fate::BodyError
+        });
     }
-    let keep_alive = sink.keep_alive;
-    if sink.buf.len() >= WRITE_BUFFER {
-        if let Err(e) = flush(io, sink.buf) {
+    if out.broken {
+        // A failed write: the connection is dead, nothing to flush or linger for.
+        return Err(Fate::Io);
+    }
+    if close {
+        return Err(Fate::BodyError);
+    }
+    if out.buf.len() >= WRITE_BUFFER {
+        if let Err(e) = out.flush(io) {
             log::debug!("write failed: {e}");
             return Err(Fate::Io);
         }
     }
-    let side = shared.into_inner().unwrap_or_else(|p| p.into_inner());
     if !keep_alive {
         return Err(Fate::NotKeepAlive);
     }
     // Whatever body the handler left unread must go before the next head.
     if !matches!(side.body, BodyState::Done) {
-        if cont.pending.load(Ordering::Relaxed) {
+        if continue_pending {
             // The client still waits for our go-ahead; it may never send the body.
             return Err(Fate::NotKeepAlive);
         }
-        if !drain_body(io, side, &cont, cfg) {
-            return Err(Fate::BodyError);
+        let mut shared = Shared {
+            side,
+            out,
+            continue_pending: false,
+            head_written: true,
+        };
+        if !drain_body(io, &mut shared, cfg) {
+            return Err(if shared.out.broken {
+                Fate::Io
+            } else {
+                Fate::BodyError
+            });
         }
     }
     Ok(())
@@ -1076,21 +1217,22 @@ fn take_h2c_upgrade(
         framing,
         ..
     } = head;
+    let mut shared = Shared {
+        side,
+        out: Output::new(out),
+        continue_pending: false,
+        head_written: false,
+    };
     let mut body = Vec::new();
     if let BodyFraming::Length(n) = framing {
         // `h2c_settings` bounded `n`.
         body.resize(n as usize, 0);
-        side.body = BodyState::Length(n);
-        let cont = Continue {
-            pending: AtomicBool::new(false),
-            head_sent: AtomicBool::new(false),
-        };
+        shared.side.body = BodyState::Length(n);
         let mut filled = 0;
         while filled < body.len() {
             let read = read_body(
                 io,
-                side,
-                &cont,
+                &mut shared,
                 cfg.read_timeout,
                 cfg.max_head_bytes(),
                 &mut body[filled..],
@@ -1105,9 +1247,10 @@ fn take_h2c_upgrade(
             }
         }
     }
-    side.body = BodyState::Done;
-    out.extend_from_slice(h2c_upgrade::SWITCHING_PROTOCOLS);
-    if let Err(e) = flush(io, out) {
+    shared.side.body = BodyState::Done;
+    let out = &mut shared.out;
+    out.buf.extend_from_slice(h2c_upgrade::SWITCHING_PROTOCOLS);
+    if let Err(e) = out.flush(io) {
         log::debug!("write failed: {e}");
         return Err(Fate::Io);
     }
@@ -1188,20 +1331,20 @@ pub(crate) fn on_timeout(conn: &mut H1Conn, scratch: &mut Scratch) -> Fate {
     Fate::HeadTimeout
 }
 
-/// Reads and discards the rest of an unread request body, up to the drain limit.
-fn drain_body(io: &dyn Transport, side: &mut ReadSide, cont: &Continue, cfg: &Config) -> bool {
+/// Reads and discards the rest of an unread request body, up to the drain limit. What
+/// the output holds goes out first (the client may wait for it before sending more).
+fn drain_body(io: &dyn Transport, shared: &mut Shared<'_>, cfg: &Config) -> bool {
     let mut scratch = [0u8; 4096];
     let mut drained = 0u64;
     loop {
         match read_body(
             io,
-            side,
-            cont,
+            shared,
             cfg.read_timeout,
             cfg.max_head_bytes(),
             &mut scratch,
         ) {
-            Ok(0) => return matches!(side.body, BodyState::Done),
+            Ok(0) => return matches!(shared.side.body, BodyState::Done),
             Ok(n) => {
                 drained += n as u64;
                 if drained > cfg.drain_limit {

@@ -1,0 +1,318 @@
+//! Regression tests for the HTTP/1.1 exchange under hostile or unlucky input (issue 13,
+//! defects b, c, e, f): exact bytes over a real socket, asserting what the client sees.
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use spindle::http::StatusCode;
+use spindle::server::{Request, Response};
+
+fn hello(_req: Request, res: Response) {
+    res.send(b"Hello, World!").unwrap();
+}
+
+/// Reads whatever arrives within `wait`, stopping early once `until` is in it.
+fn read_for(stream: &mut std::net::TcpStream, wait: Duration, until: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !out.windows(until.len()).any(|w| w == until) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The peer sees EOF (or a reset) within five seconds.
+fn closes(stream: &mut std::net::TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    matches!(stream.read_to_end(&mut rest), Ok(_) | Err(_)) && rest.is_empty()
+}
+
+/// b: the answer to a request whose body the handler never read goes out at once, not
+/// after the body (which the server drains to keep the connection) has arrived.
+#[test]
+fn answer_does_not_wait_for_an_unread_body() {
+    let server = serve(hello);
+    let mut stream = connect(server.local_addr());
+    send(
+        &mut stream,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabcde",
+    );
+    let got = read_for(&mut stream, Duration::from_secs(3), b"Hello, World!");
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("Hello, World!"),
+        "the answer waited for the rest of the body: {got:?}"
+    );
+    // The rest of the body is drained, and the connection serves the next request.
+    send(&mut stream, b"fghij");
+    send(&mut stream, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut r = Reader::new(stream);
+    let res = r.response(false);
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body_str(), "Hello, World!");
+}
+
+/// b: what a streaming handler wrote goes out before the handler waits for body bytes
+/// (the client may be waiting for it before it sends more).
+#[test]
+fn written_bytes_go_out_before_a_body_read_blocks() {
+    let server = serve(|mut req: Request, res: Response| {
+        let mut res = res.start().unwrap();
+        res.write_all(b"abc").unwrap();
+        let mut body = Vec::new();
+        req.read_to_end(&mut body).unwrap();
+        res.write_all(&body).unwrap();
+    });
+    let mut stream = connect(server.local_addr());
+    send(
+        &mut stream,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+    );
+    let got = read_for(&mut stream, Duration::from_secs(3), b"abc\r\n");
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("\r\n\r\n3\r\nabc\r\n"),
+        "the first chunk waited for the body: {got:?}"
+    );
+    send(&mut stream, b"hello");
+    let rest = read_for(&mut stream, Duration::from_secs(3), b"0\r\n\r\n");
+    assert_eq!(rest, b"5\r\nhello\r\n0\r\n\r\n");
+}
+
+/// b: the same with `Expect: 100-continue`: the 100 and the bytes written before the
+/// read both reach the client before it has to send anything.
+#[test]
+fn interim_and_early_bytes_go_out_before_a_continue_read() {
+    let server = serve(|mut req: Request, res: Response| {
+        let mut res = res.start().unwrap();
+        res.write_all(b"abc").unwrap();
+        let mut body = Vec::new();
+        req.read_to_end(&mut body).unwrap();
+        res.write_all(&body).unwrap();
+    });
+    let mut stream = connect(server.local_addr());
+    send(
+        &mut stream,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let got = read_for(&mut stream, Duration::from_secs(3), b"abc\r\n");
+    let got = String::from_utf8_lossy(&got).into_owned();
+    // RFC 9110 §10.1.1: a server that starts its final answer before reading the body
+    // need not send 100 at all; either way the client must see the bytes written so far.
+    assert!(got.contains("HTTP/1.1 200 OK\r\n"), "{got:?}");
+    assert!(got.ends_with("3\r\nabc\r\n"), "{got:?}");
+    send(&mut stream, b"hi");
+    let rest = read_for(&mut stream, Duration::from_secs(3), b"0\r\n\r\n");
+    assert_eq!(rest, b"2\r\nhi\r\n0\r\n\r\n");
+}
+
+fn pipelined_then_failing(fail: fn(Response)) -> String {
+    let server = serve(move |req: Request, res: Response| {
+        if req.path() == "/b" {
+            fail(res);
+        } else {
+            res.send(b"A").unwrap();
+        }
+    });
+    let mut stream = connect(server.local_addr());
+    send(
+        &mut stream,
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    let out = read_to_close(&mut stream);
+    // The server keeps serving others.
+    let again = exchange(
+        server.local_addr(),
+        b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(again.ends_with("\r\n\r\nA"), "{again:?}");
+    out
+}
+
+/// c: a panic in the second of two pipelined requests costs that request only: the
+/// first answer, still buffered when the panic came, goes out, then the 500.
+#[test]
+fn panic_in_a_pipelined_request_keeps_earlier_answers() {
+    let out = pipelined_then_failing(|_res| panic!("boom (expected by the test)"));
+    let first = out.find("HTTP/1.1 200 OK\r\n");
+    let second = out.find("HTTP/1.1 500 Internal Server Error\r\n");
+    assert!(
+        matches!((first, second), (Some(a), Some(b)) if a < b),
+        "the client must get /a's 200, then /b's 500: {out:?}"
+    );
+    assert!(out[..second.unwrap()].ends_with("\r\n\r\nA"), "{out:?}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 2, "{out:?}");
+}
+
+/// c: the same when the second handler aborts before sending its head: /a's answer
+/// arrives whole, and nothing that looks like an answer to /b follows it.
+#[test]
+fn abort_in_a_pipelined_request_keeps_earlier_answers() {
+    let out = pipelined_then_failing(|res| res.abort());
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out:?}");
+    assert!(out.ends_with("\r\n\r\nA"), "{out:?}");
+    assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out:?}");
+}
+
+/// c: a panic after the second response started streaming (but before anything of it
+/// reached the socket) still lets the first answer out, and the second is either a 500
+/// or visibly cut (no last chunk), never a complete-looking response.
+#[test]
+fn panic_mid_stream_after_a_pipelined_answer() {
+    let out = pipelined_then_failing(|res| {
+        let mut res = res.start().unwrap();
+        res.write_all(b"0\r\n\r\n").unwrap();
+        panic!("boom mid-stream (expected by the test)");
+    });
+    let a_end = out.find("\r\n\r\nA").map(|i| i + 5);
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\n") && a_end.is_some(),
+        "{out:?}"
+    );
+    let rest = &out[a_end.unwrap()..];
+    if !rest.is_empty() {
+        assert!(
+            rest.starts_with("HTTP/1.1 500 "),
+            "a cut response must not look complete: {rest:?}"
+        );
+    }
+}
+
+/// e: a 2xx answer to CONNECT carries no framing fields and no chunked framing
+/// (RFC 9110 §9.3.6): what follows the head is the tunnel.
+#[test]
+fn connect_2xx_has_no_framing() {
+    let server = serve(|_req: Request, res: Response| {
+        let mut res = res.start().unwrap();
+        res.write_all(b"tunnel bytes").unwrap();
+    });
+    let mut stream = connect(server.local_addr());
+    send(
+        &mut stream,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    );
+    let out = read_to_close(&mut stream);
+    let (head, body) = out.split_once("\r\n\r\n").expect("a head");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{out:?}");
+    let lower = head.to_ascii_lowercase();
+    assert!(!lower.contains("transfer-encoding"), "{out:?}");
+    assert!(!lower.contains("content-length"), "{out:?}");
+    assert_eq!(body, "tunnel bytes");
+
+    // A dropped 200 answer (no body) has no framing fields either.
+    let server = serve(|_req: Request, res: Response| drop(res));
+    let out = exchange(
+        server.local_addr(),
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    );
+    let lower = out.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 200 ok\r\n"), "{out:?}");
+    assert!(!lower.contains("transfer-encoding"), "{out:?}");
+    assert!(!lower.contains("content-length"), "{out:?}");
+    assert!(out.ends_with("\r\n\r\n"), "{out:?}");
+
+    // A CONNECT refused with a 4xx is an ordinary response.
+    let server = serve(|_req: Request, mut res: Response| {
+        *res.status_mut() = StatusCode::FORBIDDEN;
+        res.send(b"no").unwrap();
+    });
+    let out = exchange(
+        server.local_addr(),
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    );
+    assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out:?}");
+    assert!(out.contains("content-length: 2\r\n"), "{out:?}");
+}
+
+fn bad_chunked_bodies() -> Vec<String> {
+    vec![
+        "3;x\nabc\r\n0\r\n\r\n".to_owned(),
+        "11111111111111111\r\nabc\r\n0\r\n\r\n".to_owned(),
+        format!("3;{}\r\nabc\r\n0\r\n\r\n", "e".repeat(70_000)),
+    ]
+}
+
+fn post_chunked(addr: std::net::SocketAddr, body: &str) -> String {
+    let mut stream = connect(addr);
+    let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    req.extend_from_slice(body.as_bytes());
+    // The server may close before reading it all; that is the point.
+    let _ = stream.write_all(&req);
+    read_to_close(&mut stream)
+}
+
+/// f: when the request body fails (bad chunk framing), a response that had already
+/// reached the socket is cut: the connection closes without the last chunk, so the
+/// client cannot take the truncated answer for a whole one.
+#[test]
+fn failed_request_body_cuts_a_started_response() {
+    let server = serve(|mut req: Request, res: Response| {
+        let mut res = res.start().unwrap();
+        res.write_all(b"echo:").unwrap();
+        res.flush().unwrap();
+        let _ = std::io::copy(&mut req, &mut res);
+    });
+    for body in bad_chunked_bodies() {
+        let out = post_chunked(server.local_addr(), &body);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out:?}");
+        assert!(out.ends_with("\r\n\r\n5\r\necho:\r\n"), "{out:?}");
+    }
+}
+
+/// f: the same when none of the started response had been sent yet: it is dropped and
+/// the client gets the 400 the bad framing deserves instead of a clean 200.
+#[test]
+fn failed_request_body_replaces_an_unsent_response() {
+    let server = serve(|mut req: Request, res: Response| {
+        let mut res = res.start().unwrap();
+        res.write_all(b"echo:").unwrap();
+        let _ = std::io::copy(&mut req, &mut res);
+    });
+    // Only the short bodies: they arrive with the head, so the server finds them bad
+    // without waiting (before a wait, what the handler wrote would go out first).
+    for body in &bad_chunked_bodies()[..2] {
+        let out = post_chunked(server.local_addr(), body);
+        assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out:?}");
+        assert!(!out.contains("echo:"), "{out:?}");
+        assert!(out.contains("connection: close\r\n"), "{out:?}");
+    }
+}
+
+/// f: a handler that answers a failed body with an error of its own still gets it out
+/// whole (it was a fresh response), and the connection then closes.
+#[test]
+fn failed_request_body_with_a_fresh_answer() {
+    let server = serve(|mut req: Request, mut res: Response| {
+        let mut body = Vec::new();
+        if req.read_to_end(&mut body).is_err() {
+            *res.status_mut() = StatusCode::BAD_REQUEST;
+            res.send(b"bad body").unwrap();
+            return;
+        }
+        res.send(&body).unwrap();
+    });
+    let mut stream = connect(server.local_addr());
+    send(
+        &mut stream,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x\nabc\r\n0\r\n\r\n",
+    );
+    let mut r = Reader::new(stream);
+    let res = r.response(false);
+    assert_eq!(res.status, 400);
+    assert_eq!(res.body_str(), "bad body");
+    assert!(closes(&mut r.stream));
+}
