@@ -48,19 +48,22 @@ use super::body::{Body, BodyKind};
 use crate::h1::framing::{write_chunk_size, BodyFraming, ChunkedDecoder};
 use crate::h1::request_encode::{valid_target, write_request_head, RequestFraming};
 use crate::h1::response_head::{
-    parse_response_head, response_framing, ResponseHead, ResponseHeadError, ResponseLimits,
+    drop_overridden_framing, parse_response_head, response_framing, ResponseHead,
+    ResponseHeadError, ResponseLimits,
 };
 use crate::{Error, ErrorKind, Result};
 
 const INITIAL_READ_BUF: usize = 8 * 1024;
 const WRITE_INLINE_BODY: usize = 16 * 1024;
 const BODY_CHUNK: usize = 16 * 1024;
+const DEFAULT_MAX_INTERIM: usize = 16;
 
 /// Settings for a connection; [`Builder::handshake`] applies them.
 #[derive(Debug, Clone, Copy)]
 pub struct Builder {
     limits: ResponseLimits,
     max_trailer_bytes: usize,
+    max_interim_responses: usize,
 }
 
 impl Default for Builder {
@@ -68,18 +71,20 @@ impl Default for Builder {
         Builder {
             limits: ResponseLimits::default(),
             max_trailer_bytes: 16 * 1024,
+            max_interim_responses: DEFAULT_MAX_INTERIM,
         }
     }
 }
 
 impl Builder {
     /// Default settings: 64 KiB response heads, 100 header fields, 16 KiB of chunk
-    /// extensions and trailers.
+    /// extensions and trailers, 16 interim (1xx) responses per request.
     pub fn new() -> Self {
         Builder::default()
     }
 
-    /// The largest response head accepted, in bytes.
+    /// The largest response head accepted, in bytes (default 64 KiB); the interim (1xx)
+    /// heads before a final response count against it together with that final head.
     pub fn max_head_bytes(mut self, bytes: usize) -> Self {
         self.limits.max_head_bytes = bytes;
         self
@@ -94,6 +99,15 @@ impl Builder {
     /// The most bytes of chunk extensions plus trailers accepted per response body.
     pub fn max_trailer_bytes(mut self, bytes: usize) -> Self {
         self.max_trailer_bytes = bytes;
+        self
+    }
+
+    /// The most interim (1xx) responses (`100 Continue`, `103 Early Hints`, ...) read
+    /// before the final response of one request; one more is an error of kind
+    /// [`ErrorKind::Limit`]. Default 16. Their heads count against
+    /// [`max_head_bytes`](Builder::max_head_bytes) together with the final head.
+    pub fn max_interim_responses(mut self, count: usize) -> Self {
+        self.max_interim_responses = count;
         self
     }
 
@@ -194,7 +208,13 @@ impl<S: Read + Write> SendRequest<S> {
     ///
     /// Framing is chosen here: `Content-Length` for bodies of known length, chunked for
     /// readers of unknown length; framing fields the caller set are replaced.
-    /// Interim (1xx) responses other than `101` are skipped.
+    /// Interim (1xx) responses other than `101` are skipped, up to
+    /// [`Builder::max_interim_responses`].
+    ///
+    /// A response with both `Transfer-Encoding` and `Content-Length` is read by its
+    /// Transfer-Encoding, its `Content-Length` is removed from the headers, and its
+    /// connection is not reusable (RFC 9112 §6.3); the same for an HTTP/1.0 response
+    /// with `Transfer-Encoding`, which is removed.
     pub fn send_request<'b, B: Into<Body<'b>>>(
         self,
         req: http::Request<B>,
@@ -248,7 +268,7 @@ impl<S: Read + Write> SendRequest<S> {
                 error: e,
             });
         }
-        let head = match self.read_head(out.method) {
+        let mut head = match self.read_head() {
             Ok(head) => head,
             Err((error, nothing_received)) => {
                 return Err(SendFailure {
@@ -261,7 +281,16 @@ impl<S: Read + Write> SendRequest<S> {
             }
         };
         let framing = response_framing(out.method, &head).map_err(parse_error)?;
-        let keep_alive = head.keep_alive()
+        // Content-Length beside Transfer-Encoding (or Transfer-Encoding in HTTP/1.0)
+        // leaves `headers()`, so nobody reads or forwards a length the body was not
+        // framed with, and the connection is not reused: the peer's framing is suspect
+        // (RFC 9112 §6.1, §6.3, §11.2).
+        let ambiguous = drop_overridden_framing(&mut head);
+        if ambiguous {
+            log::debug!("response with conflicting framing fields: connection not reused");
+        }
+        let keep_alive = !ambiguous
+            && head.keep_alive()
             && framing != BodyFraming::CloseDelimited
             && head.status != StatusCode::SWITCHING_PROTOCOLS
             && !(out.method == Method::CONNECT && head.status.is_success())
@@ -393,21 +422,55 @@ impl<S: Read + Write> SendRequest<S> {
     }
 
     /// Reads until a final response head; the flag says whether nothing at all arrived.
-    fn read_head(&mut self, method: &Method) -> std::result::Result<ResponseHead, (Error, bool)> {
+    ///
+    /// Interim (1xx) heads other than `101` are skipped, within bounds: at most
+    /// `max_interim_responses` of them, and all the heads of the exchange together
+    /// within `max_head_bytes`, so that a peer sending `100 Continue` forever gets an
+    /// [`ErrorKind::Limit`] error at once rather than holding the caller.
+    fn read_head(&mut self) -> std::result::Result<ResponseHead, (Error, bool)> {
         let mut received = self.rend > self.rpos;
+        let mut interim = 0usize;
+        let mut limits = self.config.limits;
         loop {
             if self.rend > self.rpos {
-                match parse_response_head(&self.rbuf[self.rpos..self.rend], &self.config.limits) {
+                match parse_response_head(&self.rbuf[self.rpos..self.rend], &limits) {
                     Ok(Some((head, used))) => {
                         self.rpos += used;
                         let code = head.status.as_u16();
                         if (100..200).contains(&code) && code != 101 {
-                            continue; // interim response: 100 Continue, 103 Early Hints
+                            // 100 Continue, 102 Processing, 103 Early Hints: informational
+                            // only (RFC 9110 §15.2); the final response follows.
+                            interim += 1;
+                            limits.max_head_bytes = limits.max_head_bytes.saturating_sub(used);
+                            if interim > self.config.max_interim_responses {
+                                return Err((
+                                    Error::new(
+                                        ErrorKind::Limit,
+                                        format!(
+                                            "more than {} interim (1xx) responses",
+                                            self.config.max_interim_responses
+                                        ),
+                                    ),
+                                    false,
+                                ));
+                            }
+                            continue;
                         }
-                        let _ = method;
                         return Ok(head);
                     }
                     Ok(None) => {}
+                    Err(ResponseHeadError::TooLarge) if interim > 0 => {
+                        return Err((
+                            Error::new(
+                                ErrorKind::Limit,
+                                format!(
+                                    "interim (1xx) responses and the final head exceed {} bytes",
+                                    self.config.limits.max_head_bytes
+                                ),
+                            ),
+                            false,
+                        ))
+                    }
                     Err(e) => return Err((parse_error(e), false)),
                 }
             }

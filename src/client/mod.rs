@@ -896,7 +896,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Limits on response heads and trailers.
+    /// Limits on HTTP/1.1 response heads, interim (1xx) responses and trailers (see
+    /// [`conn::Builder`]).
     pub fn conn_builder(mut self, conn: conn::Builder) -> Self {
         self.conn = conn;
         self

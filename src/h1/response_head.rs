@@ -48,7 +48,7 @@ impl std::fmt::Display for ResponseHeadError {
 impl std::error::Error for ResponseHeadError {}
 
 /// A parsed response head.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
@@ -85,13 +85,29 @@ impl ResponseHead {
 /// Parses a response head from the start of `buf`.
 ///
 /// Returns `Ok(None)` when more bytes are needed, or the head and the number of bytes it
-/// took. Obsolete line folding and invalid field values are refused.
+/// took. Invalid field values are refused, and so is a bare LF in a head that otherwise
+/// ends its lines with CRLF (see below).
+///
+/// Obsolete line folding (obs-fold, RFC 9112 §5.2) is accepted as a user agent must: each
+/// line break inside a value, with the whitespace around it, becomes one SP. It is
+/// refused in `Content-Length` and `Transfer-Encoding`: a hop that does not unfold would
+/// frame the body differently from this one (RFC 9112 §11.1), so a folded framing field
+/// is the one place where unfolding is not safe.
+///
+/// Line ends: RFC 9112 §2.2 lets a recipient take a lone LF as a line end. A head that
+/// does so throughout is read; one that mixes CRLF and lone LF is refused, because a hop
+/// that splits lines only on CRLF would see other fields than this parser does (the
+/// response-splitting twin of request smuggling).
+///
+/// The bytes are parsed in place: only the values of folded fields are copied, once the
+/// head is complete.
 ///
 /// ```
 /// use spindle::h1::response_head::{parse_response_head, ResponseLimits};
-/// let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+/// let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Long: a\r\n b\r\n\r\nhi";
 /// let (head, used) = parse_response_head(bytes, &ResponseLimits::default()).unwrap().unwrap();
 /// assert_eq!(head.status, 200);
+/// assert_eq!(head.headers["x-long"], "a b");
 /// assert_eq!(&bytes[used..], b"hi");
 /// ```
 pub fn parse_response_head(
@@ -108,7 +124,11 @@ pub fn parse_response_head(
         &mut heap
     };
     let mut res = httparse::Response::new(storage);
-    let used = match res.parse(buf) {
+    // RFC 9112 §5.2: a user agent MUST replace each obs-fold with SP rather than refuse
+    // the message; httparse then leaves the line breaks inside the value for us.
+    let mut config = httparse::ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    let used = match config.parse_response(&mut res, buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             if buf.len() > limits.max_head_bytes {
@@ -128,6 +148,11 @@ pub fn parse_response_head(
     if used > limits.max_head_bytes {
         return Err(ResponseHeadError::TooLarge);
     }
+    if mixes_line_ends(&buf[..used]) {
+        return Err(ResponseHeadError::Malformed(
+            "bare LF in a head whose lines end with CRLF",
+        ));
+    }
     let version = match res.version {
         Some(0) => Version::HTTP_10,
         Some(1) => Version::HTTP_11,
@@ -140,11 +165,23 @@ pub fn parse_response_head(
         .map_err(|_| ResponseHeadError::Malformed("invalid status code"))?;
     let reason = res.reason.unwrap_or("").to_owned();
     let mut headers = HeaderMap::with_capacity(res.headers.len());
-    for field in res.headers.iter() {
+    let fields = res.headers.iter();
+    for (i, field) in fields.enumerate() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| ResponseHeadError::Malformed("invalid field name"))?;
-        let value = HeaderValue::from_bytes(trim_ows(field.value))
-            .map_err(|_| ResponseHeadError::Malformed("invalid field value"))?;
+        if (name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING)
+            && field_is_folded(buf, used, res.headers, i)
+        {
+            return Err(ResponseHeadError::Malformed("obs-fold in a framing field"));
+        }
+        // httparse lets CR and LF into a value only as part of an obs-fold (a fold
+        // before the first or after the last visible byte is left out of the value).
+        let value = if field.value.iter().any(|&b| b == b'\r' || b == b'\n') {
+            HeaderValue::from_bytes(&unfold(field.value))
+        } else {
+            HeaderValue::from_bytes(trim_ows(field.value))
+        }
+        .map_err(|_| ResponseHeadError::Malformed("invalid field value"))?;
         headers.append(name, value);
     }
     Ok(Some((
@@ -156,6 +193,94 @@ pub fn parse_response_head(
         },
         used,
     )))
+}
+
+/// Whether field `i` of a parsed head spans more than one line: its bytes run from its
+/// name to the next field's name (or to the head's end, whose empty line is not its).
+/// The value httparse gives cannot tell, since it leaves out a fold before the value.
+fn field_is_folded(buf: &[u8], used: usize, fields: &[httparse::Header<'_>], i: usize) -> bool {
+    let offset = |f: &httparse::Header<'_>| {
+        (f.name.as_ptr() as usize)
+            .checked_sub(buf.as_ptr() as usize)
+            .filter(|&o| o <= used)
+    };
+    let (start, end, own_line_ends) = match (fields.get(i), fields.get(i + 1)) {
+        (Some(f), Some(next)) => (offset(f), offset(next), 1),
+        (Some(f), None) => (offset(f), Some(used), 2),
+        _ => return true,
+    };
+    match (start, end) {
+        (Some(start), Some(end)) => buf
+            .get(start..end)
+            .is_none_or(|field| field.iter().filter(|&&b| b == b'\n').count() > own_line_ends),
+        // Not where httparse promises its slices are: refuse rather than guess.
+        _ => true,
+    }
+}
+
+/// True when `head` ends some lines with CRLF and others with a lone LF.
+fn mixes_line_ends(head: &[u8]) -> bool {
+    let mut crlf = false;
+    let mut bare = false;
+    let mut prev = 0u8;
+    for &b in head {
+        if b == b'\n' {
+            if prev == b'\r' {
+                crlf = true;
+            } else {
+                bare = true;
+            }
+        }
+        prev = b;
+    }
+    crlf && bare
+}
+
+/// Replaces each obs-fold (`OWS CRLF RWS`, or with a lone LF) in a field value with one
+/// SP (RFC 9112 §5.2).
+fn unfold(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    for (i, line) in value.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(trim_ows(line));
+    }
+    out
+}
+
+/// Removes a framing field that a response carries but that does not frame it, and says
+/// whether it did: such a response is framed ambiguously, and its connection must not
+/// carry another exchange (RFC 9112 §6.1, §6.3).
+///
+/// - HTTP/1.1 with both `Transfer-Encoding` and `Content-Length`: Transfer-Encoding
+///   wins, so `Content-Length` goes. An intermediary must remove it before forwarding
+///   (§6.3 rule 3), and a caller that forwards or trusts `headers()` would otherwise
+///   read another length than the one the body was framed with.
+/// - HTTP/1.0 with `Transfer-Encoding`: HTTP/1.0 has no transfer codings, so the field
+///   is not applied and goes; the framing is faulty and the connection closes (§6.1).
+///
+/// [`response_framing`] decides the same framing before and after this call.
+///
+/// ```
+/// use spindle::h1::response_head::{drop_overridden_framing, parse_response_head, ResponseLimits};
+/// let bytes = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+/// let (mut head, _) = parse_response_head(bytes, &ResponseLimits::default()).unwrap().unwrap();
+/// assert!(drop_overridden_framing(&mut head));
+/// assert!(head.headers.get("content-length").is_none());
+/// assert_eq!(head.headers["transfer-encoding"], "chunked");
+/// ```
+pub fn drop_overridden_framing(head: &mut ResponseHead) -> bool {
+    if !head.headers.contains_key(header::TRANSFER_ENCODING) {
+        return false;
+    }
+    if head.version == Version::HTTP_11 {
+        head.headers.remove(header::CONTENT_LENGTH).is_some()
+    } else {
+        head.headers.remove(header::TRANSFER_ENCODING);
+        true
+    }
 }
 
 /// Decides how the body of a response to `method` is delimited (RFC 9112 §6.3):
@@ -242,7 +367,12 @@ mod tests {
             b"HTTP/2.0 200 OK\r\n\r\n",
             b"FOO 200 OK\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n X: a\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n 2\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\nX: a\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\r\n\n",
             b"HTTP/1.1 099 Low\r\n\r\n",
         ] {
             assert!(
@@ -251,6 +381,103 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn obs_fold_becomes_one_space() {
+        let value = |b: &[u8]| {
+            let (head, used) = parse(b).unwrap().unwrap();
+            assert_eq!(used, b.len());
+            head.headers["x"].as_bytes().to_vec()
+        };
+        assert_eq!(value(b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n"), b"a b");
+        assert_eq!(value(b"HTTP/1.1 200 OK\r\nX: a \r\n\t b\r\n\r\n"), b"a b");
+        assert_eq!(
+            value(b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n  c d\r\n\r\n"),
+            b"a b c d"
+        );
+        // A fold right after the colon, and a line of whitespace only: each obs-fold
+        // is one SP, leading and trailing ones are OWS.
+        assert_eq!(value(b"HTTP/1.1 200 OK\r\nX:\r\n a\r\n\r\n"), b"a");
+        assert_eq!(
+            value(b"HTTP/1.1 200 OK\r\nX: a\r\n \r\n b\r\n\r\n"),
+            b"a  b"
+        );
+        assert_eq!(value(b"HTTP/1.1 200 OK\r\nX: a\r\n \r\n\r\n"), b"a");
+        // A head that ends lines with LF alone may fold with LF alone.
+        assert_eq!(value(b"HTTP/1.1 200 OK\nX: a\n b\n\n"), b"a b");
+        // Folded fields that do not frame the body are fine, and so is an unfolded
+        // Content-Length next to them.
+        let (head, _) =
+            parse(b"HTTP/1.1 200 OK\r\nConnection: x,\r\n close\r\nContent-Length: 3\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert!(!head.keep_alive());
+        assert_eq!(
+            response_framing(&Method::GET, &head),
+            Ok(BodyFraming::Length(3))
+        );
+    }
+
+    #[test]
+    fn prefixes_of_folded_heads_need_more() {
+        let input = b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\tc\r\nY:\r\n d\r\n\r\n";
+        for cut in 0..input.len() {
+            assert_eq!(parse(&input[..cut]), Ok(None), "cut {cut}");
+        }
+        let (head, used) = parse(input).unwrap().unwrap();
+        assert_eq!(used, input.len());
+        assert_eq!(head.headers["x"], "a b c");
+        assert_eq!(head.headers["y"], "d");
+    }
+
+    #[test]
+    fn lone_lf_heads_are_read() {
+        let (head, used) = parse(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nhi")
+            .unwrap()
+            .unwrap();
+        assert_eq!(used, b"HTTP/1.1 200 OK\nContent-Length: 2\n\n".len());
+        assert_eq!(head.headers["content-length"], "2");
+    }
+
+    #[test]
+    fn overridden_framing_fields_are_dropped() {
+        let settle = |b: &[u8]| {
+            let (mut head, _) = parse(b).unwrap().unwrap();
+            let before = response_framing(&Method::GET, &head);
+            let dropped = drop_overridden_framing(&mut head);
+            assert_eq!(before, response_framing(&Method::GET, &head));
+            let has = |n| head.headers.contains_key(n);
+            (
+                dropped,
+                has(header::CONTENT_LENGTH),
+                has(header::TRANSFER_ENCODING),
+            )
+        };
+        assert_eq!(
+            settle(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (true, false, true)
+        );
+        assert_eq!(
+            settle(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: x\r\n\r\n"),
+            (true, false, true)
+        );
+        assert_eq!(
+            settle(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
+            (true, true, false)
+        );
+        assert_eq!(
+            settle(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (true, false, false)
+        );
+        assert_eq!(
+            settle(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            (false, false, true)
+        );
+        assert_eq!(
+            settle(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+            (false, true, false)
+        );
     }
 
     #[test]
