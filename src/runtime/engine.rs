@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
 use super::listener::Listener;
+use super::log_limit::RateLimitedLog;
 use super::socket::{Socket, Stream};
 use super::sys::{self, Epoll, Readiness};
 use super::transport::Transport;
@@ -34,6 +35,8 @@ use crate::server::{ConnEvent, ConnState, Handler};
 use crate::tls::{HandshakeStatus, Interest, ALPN_H2};
 
 const LISTENER_TOKEN: u64 = u64::MAX - 1;
+/// How long a loop leaves the listener alone after accept ran out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Timer granularity: deadlines are checked in steps of this size.
 const TICK: Duration = Duration::from_millis(100);
 /// How often the watchdog looks for loops stuck in user code; a loop is handed off after
@@ -84,6 +87,8 @@ pub(crate) struct EngineCore {
     pub served_requests: AtomicU64,
     hook: Option<ConnHook>,
     epoch: Instant,
+    /// Accept failures (EMFILE and the like): a flood of connections repeats them.
+    accept_errors: RateLimitedLog,
 }
 
 /// One event loop: an epoll instance and the connections registered with it.
@@ -108,6 +113,10 @@ struct LoopState {
     free_bufs: Vec<Vec<u8>>,
     /// Timer wheel keyed by tick: (slot, connection id) entries, checked lazily.
     timers: BTreeMap<u64, Vec<(usize, u64)>>,
+    /// The listener is out of this loop's epoll set until then: accepting ran out of
+    /// descriptors or memory, and the level-triggered listener would otherwise wake the
+    /// loop at once, again and again, while open connections wait.
+    accept_resume: Option<Instant>,
 }
 
 enum Slot {
@@ -519,6 +528,7 @@ pub(crate) fn start<H: Handler>(
                 ready: VecDeque::new(),
                 free_bufs: Vec::new(),
                 timers: BTreeMap::new(),
+                accept_resume: None,
             }),
         });
     }
@@ -548,6 +558,7 @@ pub(crate) fn start<H: Handler>(
         served_requests: AtomicU64::new(0),
         hook,
         epoch: Instant::now(),
+        accept_errors: RateLimitedLog::new(Duration::from_secs(1)),
     });
     let engine = Arc::new(Engine {
         core: core.clone(),
@@ -680,9 +691,14 @@ impl<H: Handler> Engine<H> {
                 Some(Work::Conn(conn)) => self.serve(lp, conn, scratch),
                 Some(Work::Accept) => self.accept_ready(lp, a, scratch),
                 None => {
-                    let timeout = self.run_timers(lp, scratch);
+                    let mut timeout = self.run_timers(lp, scratch);
                     if lp.gen.load(Ordering::Acquire) != a.gen {
                         break;
+                    }
+                    if let Some(wait) = self.resume_accepting(lp) {
+                        timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+                    } else if !lock(&lp.state).ready.is_empty() {
+                        continue;
                     }
                     lp.waiting.store(true, Ordering::Release);
                     let waited = lp.epoll.wait(&mut events, &mut tokens, timeout);
@@ -700,6 +716,34 @@ impl<H: Handler> Engine<H> {
         }
         // Either another thread took the loop over, or the server is ending.
         OWNER.with(|o| o.borrow_mut().take());
+    }
+
+    /// Puts the listener back into the loop's epoll set once an accept pause is over,
+    /// and looks for waiting connections at once. Returns how long the pause still
+    /// lasts, if it does.
+    fn resume_accepting(&self, lp: &EventLoop) -> Option<Duration> {
+        let core = &self.core;
+        let mut st = lock(&lp.state);
+        let resume = st.accept_resume?;
+        let left = resume.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            return Some(left);
+        }
+        st.accept_resume = None;
+        if core.stopping.load(Ordering::Acquire) {
+            return None;
+        }
+        if let Err(e) = lp.epoll.add_listener(core.listener_fd, LISTENER_TOKEN) {
+            if core.stopping.load(Ordering::Acquire) {
+                // A shutdown closed the listener meanwhile.
+                return None;
+            }
+            log::error!("watching the listener again failed: {e}");
+            st.accept_resume = Some(Instant::now() + ACCEPT_BACKOFF);
+            return Some(ACCEPT_BACKOFF);
+        }
+        st.ready.push_back(LISTENER_TOKEN);
+        None
     }
 
     /// Serves a connection until it would block, then parks or closes it.
@@ -1087,10 +1131,18 @@ impl<H: Handler> Engine<H> {
                     continue
                 }
                 Err(e) => {
-                    // Out of descriptors or memory: the listener stays readable, so
-                    // pause instead of spinning; open connections keep being served.
-                    log::warn!("accept failed: {e}");
-                    thread::sleep(Duration::from_millis(5));
+                    // Out of descriptors or memory. The listener stays readable, so
+                    // this loop stops watching it for a while instead of spinning (or
+                    // sleeping, which would stall its open connections, the likeliest
+                    // to free descriptors).
+                    lp.epoll.delete(core.listener_fd);
+                    lock(&lp.state).accept_resume = Some(Instant::now() + ACCEPT_BACKOFF);
+                    core.accept_errors.hit(|n| {
+                        log::warn!(
+                            "accept failed: {e} ({n} in the last second); \
+                             new connections wait in the backlog"
+                        )
+                    });
                     return;
                 }
             };

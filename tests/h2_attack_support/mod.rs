@@ -211,6 +211,11 @@ impl ServerProcess {
         usage(self.child.id())
     }
 
+    /// The server process's PID.
+    pub fn child_id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -1,0 +1,156 @@
+//! Regression tests for the connection engine under resource exhaustion (issue 13,
+//! defect k), with the server in its own process (tests/h2_attack_support) so that its
+//! descriptor limit, CPU time and log can be set and read from outside.
+mod h2_attack_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use h2_attack_support::*;
+
+const SERVER: &str = "engine_server_process";
+
+/// The server under test (run in a child process by the tests below; does nothing when
+/// run by itself).
+#[test]
+#[ignore = "the server process of the engine tests: they start it themselves"]
+fn engine_server_process() {
+    serve_if_requested();
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// One keep-alive request on `stream`; the answer must be `hello`.
+fn keep_alive_get(stream: &mut TcpStream) -> Duration {
+    let t = Instant::now();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"hello\n") {
+        let n = stream.read(&mut buf).expect("keep-alive answer");
+        assert!(n > 0, "the server closed the keep-alive connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    t.elapsed()
+}
+
+/// k: when accept fails for want of descriptors (EMFILE), the server logs about it once
+/// a second with a count instead of hundreds of times, does not spin or sleep on the
+/// loop thread, keeps serving its open connections at full speed, and accepts again
+/// (the connections that waited in the backlog too) once descriptors are free.
+#[test]
+fn out_of_descriptors_on_accept() {
+    if !std::path::Path::new("/usr/bin/prlimit").exists() && !tool_on_path("prlimit") {
+        return;
+    }
+    let server = ServerProcess::start(
+        SERVER,
+        &[
+            ("SPINDLE_ATTACK_LOOPS", "2"),
+            ("SPINDLE_ATTACK_THREADS", "8"),
+        ],
+    );
+    let pid = server.child_id();
+    let mut victim = TcpStream::connect(server.addr).unwrap();
+    victim
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    keep_alive_get(&mut victim);
+    let rate = |victim: &mut TcpStream| {
+        let started = Instant::now();
+        let (mut served, mut slowest) = (0u32, Duration::ZERO);
+        while started.elapsed() < Duration::from_secs(2) {
+            slowest = slowest.max(keep_alive_get(victim));
+            served += 1;
+        }
+        (served, slowest)
+    };
+    let (baseline, _) = rate(&mut victim);
+    // Room for a few more connections only.
+    let limit = open_fds(pid) + 6;
+    let status = Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .expect("running prlimit");
+    assert!(status.success(), "prlimit failed");
+
+    // Far more connections than descriptors: the kernel completes their handshakes,
+    // the server runs out of descriptors accepting them.
+    let fillers: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    server.expect_log_line(&["accept failed"]);
+    let log_before = server.log().matches("accept failed").count();
+    let (served, slowest) = rate(&mut victim);
+    let lines = server.log().matches("accept failed").count() - log_before;
+    eprintln!(
+        "EMFILE: {served} keep-alive requests in 2 s (before: {baseline}; slowest {slowest:?}), \
+         {lines} accept log lines"
+    );
+    assert!(
+        lines <= 3,
+        "accept failures must be logged about once a second, not {lines} times in 2 s"
+    );
+    assert!(
+        served * 2 >= baseline,
+        "an open connection slowed down from {baseline} to {served} requests in 2 s"
+    );
+    assert!(
+        slowest < Duration::from_millis(200),
+        "an open connection waited {slowest:?} for an answer"
+    );
+    assert!(
+        server.log().contains(" in the last second"),
+        "the log line carries a count"
+    );
+
+    // Descriptors come back: the connections that waited in the backlog are served.
+    drop(victim);
+    let mut fillers = fillers;
+    let late = fillers.split_off(50);
+    drop(fillers);
+    let started = Instant::now();
+    for mut c in late {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 200") && text.ends_with("hello\n"),
+            "a connection from the backlog got {text:?}"
+        );
+    }
+    eprintln!(
+        "EMFILE: backlog served {:?} after descriptors came back",
+        started.elapsed()
+    );
+    probe_h1(server.addr);
+}
+
+fn tool_on_path(name: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{name} is required in CI but is not installed");
+        }
+        eprintln!("\n!!!!! SKIPPED: `{name}` is not installed !!!!!\n");
+    }
+    found
+}
