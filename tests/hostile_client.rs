@@ -356,3 +356,38 @@ fn bare_lf_inside_a_crlf_head_is_refused() {
         "hi"
     );
 }
+
+// --- credentials in URLs ----------------------------------------------------------------
+
+#[test]
+fn url_credentials_do_not_reach_a_forward_proxy() {
+    // The userinfo of a URL is not part of a request target (RFC 9110 §4.2.4): an
+    // absolute-form target for a forwarding proxy leaves it out.
+    let proxy = Raw::once(1, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let client = Client::builder()
+        .env_proxy(false)
+        .proxy(spindle::client::Proxy::http(&proxy.url("")).unwrap())
+        .build();
+    let res = client
+        .get("http://user:s3cret@example.test:8080/x?q")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let heads = proxy.heads.lock().unwrap();
+    assert!(
+        heads[0].starts_with("GET http://example.test:8080/x?q HTTP/1.1\r\n"),
+        "{}",
+        heads[0]
+    );
+    assert!(!heads[0].contains("s3cret"), "{}", heads[0]);
+}
+
+#[test]
+fn redirect_to_another_scheme_is_a_redirect_error() {
+    let raw = Raw::canned(
+        1,
+        b"HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\n\r\n",
+    );
+    let err = client().get(raw.url("/")).send().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Redirect, "{err}");
+}

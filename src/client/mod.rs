@@ -190,20 +190,10 @@ impl Client {
             if matches!(self.inner.redirect.policy, redirect::Policy::None) {
                 return Ok(res);
             }
-            let next = std::str::from_utf8(location.as_bytes())
-                .ok()
-                .and_then(|l| url.join(l).ok())
-                .ok_or_else(|| {
-                    Error::new(ErrorKind::Redirect, "invalid Location in a redirect").with_url(&url)
-                })?;
             let status = res.status();
-            // 301/302/303 become GET without a body (303 always, 301/302 for POST as
-            // browsers do, and for every method but HEAD in practice).
-            let (next_method, keep_body) = match status.as_u16() {
-                307 | 308 => (method.clone(), true),
-                _ if method == Method::HEAD => (Method::HEAD, false),
-                _ => (Method::GET, false),
-            };
+            let hop = redirect::next_hop(status, &method, &url, location.as_bytes())?;
+            let next = hop.url.clone();
+            let (next_method, keep_body) = (hop.method.clone(), hop.keep_body);
             if keep_body && !body.is_replayable() {
                 // The body was streamed and is gone: hand the redirect to the caller.
                 return Ok(res);
@@ -251,19 +241,8 @@ impl Client {
             drop(res); // drains a small body so the connection can be reused
             if !keep_body {
                 body = Body::empty();
-                headers.remove(header::CONTENT_TYPE);
-                headers.remove(header::CONTENT_LENGTH);
-                headers.remove(header::TRANSFER_ENCODING);
             }
-            if next.host_str() != url.host_str()
-                || next.port_or_known_default() != url.port_or_known_default()
-                || next.scheme() != url.scheme()
-            {
-                headers.remove(header::AUTHORIZATION);
-                headers.remove(header::COOKIE);
-                headers.remove(header::PROXY_AUTHORIZATION);
-            }
-            headers.remove(header::HOST);
+            hop.rewrite_headers(&url, &mut headers);
             method = next_method;
             url = next;
         }
@@ -309,8 +288,18 @@ impl Client {
             (_, Some(p)) => Some(p.route_http.as_str()),
             _ => None,
         };
+        // Absolute form for a forwarding proxy, without the URL's userinfo, which is
+        // never part of a request target (RFC 9110 §4.2.4).
+        let absolute;
         let target = match forward {
-            Some(_) => &url[..Position::AfterQuery],
+            Some(_) => {
+                absolute = format!(
+                    "{}{}",
+                    &url[..Position::BeforeUsername],
+                    &url[Position::BeforeHost..Position::AfterQuery]
+                );
+                absolute.as_str()
+            }
             None => &url[Position::BeforePath..Position::AfterQuery],
         };
         let target = if target.is_empty() { "/" } else { target };
