@@ -415,9 +415,46 @@ fn rst_stream_from_peer() {
         s.send_response(StreamId::new(1), &res200(), true),
         Err(spindle::h2::proto::SendError::UnknownStream)
     );
-    // Frames in flight after the reset are ignored.
+    // The peer knows the stream is closed: DATA or HEADERS on it afterwards are stream
+    // errors STREAM_CLOSED (RFC 9113 §5.1 "closed"; h2spec 5.1/8, 5.1/9), not a
+    // connection error, and the application hears nothing more of stream 1.
     let (fs, evs) = feed(&mut s, &c.data(1, b"late", true).take());
-    assert!(fs.is_empty() && evs.is_empty());
+    assert_eq!(rst_reason(&fs, 1), Some(Reason::StreamClosed), "{fs:?}");
+    assert!(
+        goaway_reason(&fs).is_none() && evs.is_empty(),
+        "{fs:?} {evs:?}"
+    );
+    // Having reset it ourselves now, what is still in flight is ignored.
+    let (fs, evs) = feed(&mut s, &c.data(1, b"later", true).take());
+    assert!(fs.is_empty() && evs.is_empty(), "{fs:?} {evs:?}");
+
+    // HEADERS after the peer's reset: decoded (the HPACK context stays in step), then
+    // RST_STREAM STREAM_CLOSED; the next stream is served normally.
+    let (mut s, mut c, _) = server();
+    feed(
+        &mut s,
+        &c.headers(1, "/", false).rst(1, Reason::Cancel).take(),
+    );
+    let extra = [("x-dynamic", "indexed")];
+    let bytes = c
+        .headers_with(1, "GET", "/again", &extra, true)
+        .headers_with(3, "GET", "/next", &extra, true)
+        .take();
+    let (fs, evs) = feed(&mut s, &bytes);
+    assert_eq!(rst_reason(&fs, 1), Some(Reason::StreamClosed), "{fs:?}");
+    assert!(goaway_reason(&fs).is_none(), "{fs:?}");
+    assert!(
+        matches!(&evs[..], [E::Request { id: 3, .. }]),
+        "stream 3 decodes with the table stream 1's block left: {evs:?}"
+    );
+    // A WINDOW_UPDATE or RST_STREAM crossing the peer's reset is not an error.
+    let (mut s, mut c, _) = server();
+    feed(
+        &mut s,
+        &c.headers(1, "/", false).rst(1, Reason::Cancel).take(),
+    );
+    let (fs, _) = feed(&mut s, &c.window_update(1, 5).rst(1, Reason::Cancel).take());
+    assert!(fs.is_empty(), "{fs:?}");
 }
 
 #[test]

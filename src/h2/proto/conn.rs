@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use http::{HeaderMap, Method, StatusCode};
 
-use super::streams::{Map, Recent, Stream};
+use super::streams::{Closed, Map, Recent, Stream};
 use super::{Config, Event, Role, SendError, StreamState};
 use crate::h2::frame::{
     encode_header_block, flags, Decoded, Frame, FrameDecoder, FrameHead, FrameType, GoAway, Ping,
@@ -52,7 +52,8 @@ enum HeadKind {
     /// A block to decode (for the HPACK context) and drop: a stream we reset, or one above
     /// our GOAWAY.
     Ignore,
-    /// HEADERS on a half-closed (remote) stream: decode, then STREAM_CLOSED stream error.
+    /// HEADERS on a half-closed (remote) stream, or on one the peer reset: decode (for
+    /// the HPACK context), then STREAM_CLOSED stream error.
     HalfClosed,
 }
 
@@ -1203,7 +1204,7 @@ impl Connection {
         if matches!(self.streams.get(&id), Some(s) if !s.closed) {
             self.remove_stream(id);
         }
-        self.recent.push(id, true);
+        self.recent.push(id, Closed::Forgotten);
     }
 
     /// A stream error caused by the peer: RST_STREAM, an event if the application knew the
@@ -1251,7 +1252,7 @@ impl Connection {
         if drop {
             self.streams.remove(&id);
         }
-        self.recent.push(id, false);
+        self.recent.push(id, Closed::Ended);
     }
 
     fn wake_blocked(&mut self) {
@@ -1336,7 +1337,10 @@ impl Connection {
                     return Err(conn_err(Reason::ProtocolError, Violation::IdleStream));
                 }
                 self.release_conn(flow as u64);
-                let ignored = self.recent.get(id) == Some(true)
+                // After our RST_STREAM, frames the peer sent before seeing it are ignored;
+                // after its own RST_STREAM or END_STREAM, DATA is a STREAM_CLOSED stream
+                // error (RFC 9113 §5.1 "closed").
+                let ignored = self.recent.get(id) == Some(Closed::Forgotten)
                     || (self.is_peer_id(id) && matches!(self.goaway_sent, Some(l) if id > l));
                 if ignored {
                     return Ok(());
@@ -1433,8 +1437,11 @@ impl Connection {
             return Err(conn_err(Reason::ProtocolError, Violation::InvalidStreamId));
         }
         match self.recent.get(id) {
-            Some(true) => Ok(HeadKind::Ignore),
-            Some(false) => Err(conn_err(Reason::StreamClosed, Violation::ClosedStream)),
+            Some(Closed::Forgotten) => Ok(HeadKind::Ignore),
+            // RFC 9113 §5.1 "closed": after the peer's RST_STREAM a stream error, after
+            // END_STREAM both ways a connection error, both STREAM_CLOSED.
+            Some(Closed::ResetByPeer) => Ok(HeadKind::HalfClosed),
+            Some(Closed::Ended) => Err(conn_err(Reason::StreamClosed, Violation::ClosedStream)),
             None => Err(conn_err(Reason::ProtocolError, Violation::InvalidStreamId)),
         }
     }
@@ -1637,7 +1644,9 @@ impl Connection {
                 log::debug!("h2: stream {id} reset by peer: {reason}");
                 let remote = !s.local;
                 self.remove_stream(id);
-                self.recent.push(id, true);
+                // The peer knows the stream is gone: what it sends on it from now on is a
+                // STREAM_CLOSED stream error (RFC 9113 §5.1 "closed").
+                self.recent.push(id, Closed::ResetByPeer);
                 self.push_ev(Ev::Reset(StreamId::new(id), reason, true));
                 if remote && self.role == Role::Server {
                     self.spend_reset()?;
@@ -1742,7 +1751,9 @@ impl Connection {
         refused.sort_unstable();
         for id in refused {
             self.remove_stream(id);
-            self.recent.push(id, true);
+            // Never processed by the peer, which sends nothing more on it; anything in
+            // flight is ignored.
+            self.recent.push(id, Closed::Forgotten);
             self.push_ev(Ev::Reset(StreamId::new(id), Reason::RefusedStream, true));
         }
         let start = self.data_buf.len();

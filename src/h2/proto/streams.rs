@@ -89,13 +89,25 @@ impl Stream {
 
 const RECENT: usize = 256;
 
-/// The last [`RECENT`] streams that closed: which ones we reset ourselves (frames on them
-/// are ignored, RFC 9113 §5.1 "closed") and which closed otherwise (frames on them are
-/// STREAM_CLOSED errors).
+/// How a recently closed stream ended: what RFC 9113 §5.1 "closed" says about frames the
+/// peer sends on it afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Closed {
+    /// We sent RST_STREAM (or the peer's GOAWAY refused it): frames the peer sent before
+    /// it saw that are in flight and are ignored.
+    Forgotten,
+    /// The peer sent RST_STREAM: it knows the stream is gone, so any frame but PRIORITY
+    /// (and the WINDOW_UPDATE or RST_STREAM crossing ours) is a stream error
+    /// STREAM_CLOSED.
+    ResetByPeer,
+    /// Both sides sent END_STREAM.
+    Ended,
+}
+
+/// The last [`RECENT`] streams that closed, and how (see [`Closed`]).
 pub(super) struct Recent {
     ids: Box<[u32; RECENT]>,
-    /// Bit set when the stream at the same index was reset by us.
-    by_us: Box<[bool; RECENT]>,
+    how: Box<[Closed; RECENT]>,
     pos: usize,
 }
 
@@ -103,24 +115,48 @@ impl Recent {
     pub fn new() -> Recent {
         Recent {
             ids: Box::new([0; RECENT]),
-            by_us: Box::new([false; RECENT]),
+            how: Box::new([Closed::Ended; RECENT]),
             pos: 0,
         }
     }
 
     #[inline]
-    pub fn push(&mut self, id: u32, by_us: bool) {
+    pub fn push(&mut self, id: u32, how: Closed) {
         self.ids[self.pos] = id;
-        self.by_us[self.pos] = by_us;
+        self.how[self.pos] = how;
         self.pos = (self.pos + 1) % RECENT;
     }
 
-    /// `Some(reset_by_us)` when `id` closed recently.
-    pub fn get(&self, id: u32) -> Option<bool> {
-        // Newest first: a stream id is closed at most once.
+    /// How `id` closed, when it closed recently (the newest record wins: a stream the
+    /// peer reset and we then reset for a frame on it is `Forgotten`).
+    pub fn get(&self, id: u32) -> Option<Closed> {
         (0..RECENT)
             .map(|i| (self.pos + RECENT - 1 - i) % RECENT)
             .find(|&i| self.ids[i] == id && id != 0)
-            .map(|i| self.by_us[i])
+            .map(|i| self.how[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_remembers_the_newest_record_and_forgets_the_oldest() {
+        let mut r = Recent::new();
+        assert_eq!(r.get(0), None);
+        assert_eq!(r.get(1), None);
+        r.push(1, Closed::ResetByPeer);
+        r.push(3, Closed::Ended);
+        assert_eq!(r.get(1), Some(Closed::ResetByPeer));
+        assert_eq!(r.get(3), Some(Closed::Ended));
+        r.push(1, Closed::Forgotten);
+        assert_eq!(r.get(1), Some(Closed::Forgotten));
+        for i in 0..RECENT as u32 {
+            r.push(101 + 2 * i, Closed::Ended);
+        }
+        assert_eq!(r.get(1), None);
+        assert_eq!(r.get(3), None);
+        assert_eq!(r.get(101), Some(Closed::Ended));
     }
 }
