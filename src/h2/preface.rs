@@ -102,6 +102,59 @@ pub fn parse_client_preface(buf: &[u8], max_frame_size: u32) -> Result<Preface<'
     }
 }
 
+/// Whether a connection whose first bytes HTTP/1 could not parse is an HTTP/2 client with
+/// a bad preface, to be answered with GOAWAY(PROTOCOL_ERROR) (RFC 9113 §3.4) rather than
+/// an HTTP/1 `400`. Meant for a plaintext port that serves HTTP/1.1 and h2c with prior
+/// knowledge, where a connection is HTTP/2 only if it starts with [`CLIENT_MAGIC`], and
+/// to be asked only when parsing the connection's first request head failed.
+///
+/// The rule looks at the first line (the bytes before the first LF, after any empty
+/// lines, which RFC 9112 §2.2 lets a server skip), with trailing whitespace and CR
+/// removed:
+///
+/// - no line ended yet (a head limit was reached first): HTTP/1's answer (`false`);
+/// - the line is the preface's own `PRI * HTTP/2.0`: an HTTP/2 client whose preface
+///   goes wrong later (`true`);
+/// - the last space-separated word starts with `HTTP/` (any case): a request line
+///   naming an HTTP version (RFC 9112 §3), however malformed the rest: HTTP/1's answer
+///   (400, or 505 for another version) (`false`);
+/// - otherwise the peer speaks no HTTP/1.x at all (HTTP/0.9, which is not served,
+///   another protocol, or an HTTP/2 client's garbled preface such as h2spec's
+///   `INVALID CONNECTION PREFACE`): `true`.
+///
+/// So `GET /a b HTTP/1.1` and `GET / HTTP/1.1` followed by a bad field line keep their
+/// 400, while bytes no HTTP/1 client sends get a frame an HTTP/2 client can read.
+///
+/// ```
+/// use spindle::h2::preface::answer_with_goaway;
+/// assert!(answer_with_goaway(b"INVALID CONNECTION PREFACE\r\n\r\n"));
+/// assert!(answer_with_goaway(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"));
+/// assert!(!answer_with_goaway(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"));
+/// assert!(!answer_with_goaway(b"GET / HTTP/1.1\r\nBad Field\r\n\r\n"));
+/// ```
+pub fn answer_with_goaway(first_bytes: &[u8]) -> bool {
+    let start = first_bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(first_bytes.len());
+    let rest = &first_bytes[start..];
+    let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+        return false;
+    };
+    let mut line = &rest[..end];
+    while let [head @ .., b' ' | b'\t' | b'\r'] = line {
+        line = head;
+    }
+    if line == &CLIENT_MAGIC[..14] {
+        return true;
+    }
+    let last = line
+        .rsplit(|&b| b == b' ' || b == b'\t')
+        .next()
+        .unwrap_or(line);
+    !(last.len() >= 5 && last[..5].eq_ignore_ascii_case(b"HTTP/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +187,57 @@ mod tests {
         let mut buf = CLIENT_MAGIC.to_vec();
         Settings::ack().encode(&mut buf);
         assert!(parse_client_preface(&buf, 16384).is_err());
+    }
+
+    #[test]
+    fn goaway_for_first_lines_that_name_no_http_version() {
+        for bytes in [
+            &b"INVALID CONNECTION PREFACE\r\n\r\n"[..],
+            b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+            b"PRI * HTTP/2.0 \r\n",
+            b"PRI * HTTP/2.0\n",
+            b"\r\n\r\nHELLO\r\n",
+            b"GET /\r\n",
+            b"GET / HTTPS\r\n",
+            b"GET / HTTP\r\n",
+            b"\x16\x03\x01\x02\x00\x01\n",
+            b"\n",
+            b" \n",
+        ] {
+            assert!(
+                answer_with_goaway(bytes),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn http1_answers_for_request_lines_with_a_version() {
+        for bytes in [
+            &b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nBad Field\r\n\r\n",
+            b"GET / HTTP/1.1 \r\n",
+            b"GET / HTTP/1.1\t\r\n",
+            b"GET / http/1.1\r\n",
+            b"GET / HTTP/2.0\r\n",
+            b"GET / HTTP/\r\n",
+            b"GET / HTTP/1.2\n",
+            b"\r\nGET / HTTP/1.1\r\nHost a\r\n\r\n",
+            b"PRI * HTTP/1.1\r\n",
+            b"PRI * HTTP/2.0X\r\n",
+            b"HTTP/1.1\r\n",
+            // No line end yet: a head or line limit was reached, HTTP/1 says which.
+            b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            b"INVALID CONNECTION PREFACE",
+            b"",
+            b"\r\n\r\n",
+        ] {
+            assert!(
+                !answer_with_goaway(bytes),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
     }
 }

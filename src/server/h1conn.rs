@@ -1396,6 +1396,16 @@ fn read_head(
                         return Ok(Some(head));
                     }
                     Ok(None) => {}
+                    // First bytes that name no HTTP/1 version are an HTTP/2 client's bad
+                    // preface: HTTP/2 answers them with GOAWAY (rule and why in
+                    // `answer_with_goaway`).
+                    Err(_)
+                        if first
+                            && !io.is_tls()
+                            && crate::h2::preface::answer_with_goaway(data) =>
+                    {
+                        return Err(Fate::Http2Preface)
+                    }
                     Err(err) => {
                         log::debug!("bad request: {err}");
                         write_error(out, err.status(), err.reason());
