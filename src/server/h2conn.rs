@@ -33,7 +33,7 @@ use super::response::{Response, ResponseSink};
 use super::Handler;
 use crate::h1::date::with_http_date;
 use crate::h2::frame::StreamId;
-use crate::h2::proto::{self, Connection, Event};
+use crate::h2::proto::{self, Connection, Event, StreamState};
 use crate::h2::{H2Error, Reason};
 use crate::runtime::engine::{
     owns_event_loop, release_loop_before_blocking, ConnWaker, EngineCore,
@@ -105,6 +105,10 @@ struct State {
     /// Streams over the connection's share of threads, waiting for one of its running
     /// handlers to finish.
     waiting: VecDeque<NewStream>,
+    /// Streams answered before their request ended, whose handler has returned: the rest
+    /// of the body is read and thrown away, up to this many more bytes (see
+    /// [`settle_request_side`]). At most one entry per open stream.
+    draining: HashMap<u32, u64>,
 }
 
 #[derive(Default)]
@@ -173,6 +177,7 @@ impl H2Driver {
                     broken: false,
                     running: 0,
                     waiting: VecDeque::new(),
+                    draining: HashMap::new(),
                 }),
                 changed: Condvar::new(),
                 waker,
@@ -454,6 +459,7 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
         conn,
         streams,
         waiting,
+        draining,
         ..
     } = st;
     while let Some(ev) = conn.poll_event() {
@@ -500,7 +506,29 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                 }
                 None => {
                     let n = data.len();
-                    conn.release_capacity(id, n);
+                    match draining.get_mut(&id.value()) {
+                        Some(left) if n as u64 > *left => {
+                            // More unread body than we throw away: ask the client to
+                            // stop (RFC 9113 §8.1); the reset returns the credit.
+                            log::debug!(
+                                "HTTP/2 stream {} from {:?}: unread body over the drain \
+                                 limit; resetting it",
+                                id.value(),
+                                d.peer
+                            );
+                            draining.remove(&id.value());
+                            conn.reset(id, Reason::NoError);
+                        }
+                        left => {
+                            if let Some(left) = left {
+                                *left -= n as u64;
+                                if end_stream {
+                                    draining.remove(&id.value());
+                                }
+                            }
+                            conn.release_capacity(id, n);
+                        }
+                    }
                 }
             },
             Event::Trailers { id, trailers } => {
@@ -509,12 +537,14 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                     s.end = true;
                     woke = true;
                 }
+                draining.remove(&id.value());
             }
             Event::Reset { id, reason, .. } => {
                 if let Some(s) = streams.get_mut(&id.value()) {
                     s.reset = Some(reason);
                     woke = true;
                 }
+                draining.remove(&id.value());
             }
             Event::Capacity { .. } => woke = true,
             Event::ConnectionError { error } => {
@@ -646,6 +676,7 @@ fn run_stream<H: Handler + ?Sized>(
         reading: false,
     };
     let wants_continue = body.continue_pending;
+    let mut refused_continue = false;
     let mut sink = H2Sink {
         shared,
         id,
@@ -653,6 +684,9 @@ fn run_stream<H: Handler + ?Sized>(
         trailers: None,
         state: SinkState::Fresh,
         is_head: parts.method == Method::HEAD,
+        bodiless: false,
+        declared: None,
+        sent: 0,
         write_timeout: config.write_timeout,
     };
     let outcome = {
@@ -676,6 +710,7 @@ fn run_stream<H: Handler + ?Sized>(
                     // Refused before the client sent its body: the status ends the
                     // stream, and the unread request side is reset after the handler.
                     log::debug!("refused an expected body with {verdict}");
+                    refused_continue = true;
                     drop(request);
                     sink.send_whole(verdict, b"").ok();
                     return;
@@ -706,15 +741,49 @@ fn run_stream<H: Handler + ?Sized>(
         }
     }
     if let Some(s) = st.streams.remove(&id.value()) {
-        if !s.data.is_empty() && s.reset.is_none() {
-            st.conn.release_capacity(id, s.data.len());
-        }
-        if !s.end && s.reset.is_none() {
-            // The rest of the request body will not be read (RFC 9113 §8.1).
-            st.conn.reset(id, Reason::NoError);
-        }
+        settle_request_side(&mut st, id, &s, refused_continue, config.drain_limit);
     }
     drop(st);
+}
+
+/// After the handler of stream `id` returned: gives back the window of the body bytes it
+/// left unread and decides what becomes of a request that has not ended yet.
+///
+/// RFC 9113 §8.1 lets a server that has sent a complete response reset the request side
+/// with NO_ERROR. Doing so at once would make the stream's state depend on timing: frames
+/// the client sent a moment later (its remaining body, a WINDOW_UPDATE past 2^31-1,
+/// HEADERS without END_STREAM) would meet a forgotten stream and be ignored, instead of
+/// getting the RFC 9113 §5.1 half-closed (local) treatment. So, as HTTP/1.1 drains an
+/// unread body to keep its connection, the stream stays half-closed (local) and the rest
+/// of its body is read and thrown away, up to `drain_limit` bytes in all; past that it
+/// is reset with NO_ERROR. A stream in that state holds no thread and no buffer, only its
+/// entry in the state machine and in [`State::draining`], and counts against our
+/// SETTINGS_MAX_CONCURRENT_STREAMS. When the client was told not to send its body (a
+/// refused `Expect: 100-continue`) the stream is reset at once.
+fn settle_request_side(
+    st: &mut State,
+    id: StreamId,
+    s: &StreamBuf,
+    refused_continue: bool,
+    drain_limit: u64,
+) {
+    if s.reset.is_some() {
+        return;
+    }
+    let unread = s.data.len() as u64;
+    if unread > 0 {
+        st.conn.release_capacity(id, s.data.len());
+    }
+    if s.end {
+        return;
+    }
+    let answered = st.conn.stream_state(id) == StreamState::HalfClosedLocal;
+    if answered && !refused_continue && unread <= drain_limit {
+        st.draining.insert(id.value(), drain_limit - unread);
+    } else {
+        // The rest of the request body will not be read (RFC 9113 §8.1).
+        st.conn.reset(id, Reason::NoError);
+    }
 }
 
 /// A `Date` field unless the handler set one, as over HTTP/1.1 (RFC 9110 §6.6.1).
@@ -883,6 +952,13 @@ struct H2Sink<'a> {
     trailers: Option<HeaderMap>,
     state: SinkState,
     is_head: bool,
+    /// The answer has no content (HEAD, 204, 304): its HEADERS carried END_STREAM and
+    /// body writes are dropped.
+    bodiless: bool,
+    /// The `content-length` the handler declared for a streamed body, which the DATA
+    /// sent must match (RFC 9113 §8.1.1), and how much of it was sent.
+    declared: Option<u64>,
+    sent: u64,
     write_timeout: Option<Duration>,
 }
 
@@ -894,7 +970,22 @@ fn send_err(e: proto::SendError) -> io::Error {
 }
 
 impl H2Sink<'_> {
-    fn head(&mut self, status: StatusCode, len: Option<usize>) -> http::Response<()> {
+    /// The response head for `status`; `whole` is the length of a body given whole. Sets
+    /// `bodiless` and `declared`. The framing fields follow RFC 9110 §8.6 and RFC 9113
+    /// §8.1.1 as over HTTP/1.1: no `content-length` on a 204; on a 304 only the one the
+    /// handler set (the length a GET would get); with a whole body its real length, except
+    /// that a HEAD answer may keep the length the handler declared for the GET it mirrors.
+    fn head(&mut self, status: StatusCode, whole: Option<usize>) -> io::Result<http::Response<()>> {
+        if status.is_informational() {
+            // A 1xx HEADERS never ends a stream and a final head must follow (RFC 9113
+            // §8.1): it cannot be the answer. The stream is reset once the handler
+            // returns.
+            self.state = SinkState::Failed;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{status} cannot be the final response of an HTTP/2 stream"),
+            ));
+        }
         let mut headers = std::mem::take(&mut self.headers);
         // Connection-specific fields have no place in HTTP/2 (RFC 9113 §8.2.2).
         for name in [
@@ -907,15 +998,31 @@ impl H2Sink<'_> {
             headers.remove(name);
         }
         insert_date(&mut headers);
-        if let Some(len) = len {
-            if !headers.contains_key(header::CONTENT_LENGTH) {
+        let declared = match crate::h1::framing::content_length(&headers) {
+            Ok(n) => n,
+            Err(_) => {
+                headers.remove(header::CONTENT_LENGTH);
+                log::warn!("handler set an invalid Content-Length; removed it");
+                None
+            }
+        };
+        let no_content = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        if status == StatusCode::NO_CONTENT {
+            headers.remove(header::CONTENT_LENGTH);
+        } else if status == StatusCode::NOT_MODIFIED {
+            // Only what the handler declared: a body given here is not sent.
+        } else if let Some(len) = whole {
+            if !(self.is_head && len == 0 && declared.is_some()) {
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
             }
+        } else if !self.is_head {
+            self.declared = declared;
         }
+        self.bodiless = no_content || self.is_head;
         let mut res = http::Response::new(());
         *res.status_mut() = status;
         *res.headers_mut() = headers;
-        res
+        Ok(res)
     }
 
     fn send_head(&mut self, res: &http::Response<()>, end: bool) -> io::Result<()> {
@@ -986,8 +1093,10 @@ impl ResponseSink for H2Sink<'_> {
     }
 
     fn send_whole(&mut self, status: StatusCode, body: &[u8]) -> io::Result<()> {
-        let res = self.head(status, Some(body.len()));
-        let no_body = body.is_empty() || self.is_head;
+        let res = self.head(status, Some(body.len()))?;
+        // No DATA for HEAD, 204 and 304 (RFC 9110 §9.3.2, §15.3.5, §15.4.5): the body
+        // given to one is dropped, and END_STREAM rides on the HEADERS.
+        let no_body = body.is_empty() || self.bodiless;
         self.send_head(&res, no_body)?;
         if !no_body {
             let mut rest = body;
@@ -1001,17 +1110,28 @@ impl ResponseSink for H2Sink<'_> {
     }
 
     fn start(&mut self, status: StatusCode) -> io::Result<()> {
-        let res = self.head(status, None);
-        self.send_head(&res, false)?;
+        let res = self.head(status, None)?;
+        let bodiless = self.bodiless;
+        self.send_head(&res, bodiless)?;
         self.state = SinkState::Streaming;
         Ok(())
     }
 
     fn write_body(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.is_head || data.is_empty() {
+        if self.bodiless || data.is_empty() {
             return Ok(data.len());
         }
-        self.send_some(data, false)
+        if let Some(limit) = self.declared {
+            if self.sent + data.len() as u64 > limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "body longer than the Content-Length sent",
+                ));
+            }
+        }
+        let n = self.send_some(data, false)?;
+        self.sent += n as u64;
+        Ok(n)
     }
 
     fn flush_body(&mut self) -> io::Result<()> {
@@ -1025,6 +1145,23 @@ impl ResponseSink for H2Sink<'_> {
             return Err(io::Error::new(
                 io::ErrorKind::BrokenPipe,
                 "the response body is incomplete after a failed write",
+            ));
+        }
+        if self.bodiless {
+            // END_STREAM went with the HEADERS; trailers have no place after it.
+            if self.trailers.take().is_some() {
+                log::debug!("trailers dropped: the response has no content");
+            }
+            self.state = SinkState::Done;
+            return Ok(());
+        }
+        if self.declared.is_some_and(|n| n != self.sent) {
+            // Ending the stream would pass a short body off as whole (RFC 9113 §8.1.1);
+            // it is reset once the handler returns.
+            self.state = SinkState::Failed;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the response body is shorter than its Content-Length",
             ));
         }
         if let Some(trailers) = self.trailers.take() {
