@@ -125,7 +125,8 @@ pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
     })
 }
 
-fn is_tchar(b: u8) -> bool {
+/// RFC 9110 §5.6.2: a byte allowed in a token.
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
@@ -175,7 +176,8 @@ pub struct Progress {
 ///
 /// Feed it the bytes that follow the head; it reports which of them are body data.
 /// Chunk extensions are skipped (bounded); trailers are kept for
-/// [`take_trailers`](ChunkedDecoder::take_trailers).
+/// [`take_trailers`](ChunkedDecoder::take_trailers), without the fields that must not
+/// be trailers ([`is_forbidden_trailer`]).
 ///
 /// ```
 /// use spindle::h1::framing::ChunkedDecoder;
@@ -195,7 +197,8 @@ pub struct Progress {
 pub struct ChunkedDecoder {
     state: State,
     size: u64,
-    size_digits: u8,
+    /// At least one digit of the current chunk size has been read.
+    size_digits: bool,
     /// Bytes of extensions and trailers seen so far, against `limit`.
     overhead: usize,
     limit: usize,
@@ -209,7 +212,7 @@ impl ChunkedDecoder {
         ChunkedDecoder {
             state: State::Size,
             size: 0,
-            size_digits: 0,
+            size_digits: false,
             overhead: 0,
             limit,
             trailer_bytes: Vec::new(),
@@ -256,13 +259,20 @@ impl ChunkedDecoder {
             match self.state {
                 State::Size => match hex_value(b) {
                     Some(v) => {
-                        if self.size_digits >= 16 {
+                        // RFC 9112 §7.1: chunk-size = 1*HEXDIG, so leading zeros are
+                        // valid and the digit count is not a bound. A zero that adds no
+                        // value counts against the overhead limit, which bounds the
+                        // line; a value past 64 bits is refused.
+                        if v == 0 && self.size == 0 && self.size_digits {
+                            self.count_overhead(1)?;
+                        }
+                        if self.size > u64::MAX >> 4 {
                             return Err(ChunkedError::BadChunk("chunk size overflows"));
                         }
                         self.size = (self.size << 4) | u64::from(v);
-                        self.size_digits += 1;
+                        self.size_digits = true;
                     }
-                    None if self.size_digits == 0 => {
+                    None if !self.size_digits => {
                         return Err(ChunkedError::BadChunk("chunk size is not hex"))
                     }
                     None => match b {
@@ -288,7 +298,7 @@ impl ChunkedDecoder {
                     if b != b'\n' {
                         return Err(ChunkedError::BadChunk("chunk size line not ended by CRLF"));
                     }
-                    self.size_digits = 0;
+                    self.size_digits = false;
                     self.state = if self.size == 0 {
                         State::Trailers
                     } else {
@@ -373,11 +383,88 @@ impl ChunkedDecoder {
                 .map_err(|_| ChunkedError::BadChunk("invalid trailer name"))?;
             let value = http::HeaderValue::from_bytes(super::head::trim_ows(field.value))
                 .map_err(|_| ChunkedError::BadChunk("invalid trailer value"))?;
+            // RFC 9110 §6.5.2 lets a recipient discard a trailer field; one that must not
+            // be a trailer (§6.5.1) is discarded here, so no handler, client caller or
+            // proxy acts on it or forwards it. Refusing the message instead would fail a
+            // body that has already been handed out in full.
+            if is_forbidden_trailer(&name) {
+                log::debug!("dropped a {name} field sent as a trailer");
+                continue;
+            }
             map.append(name, value);
         }
         self.trailers = Some(map);
         Ok(())
     }
+}
+
+/// Whether a field must not be sent, and is never accepted, as a trailer field.
+///
+/// RFC 9110 §6.5.1: many fields cannot be processed outside the header section, because
+/// their evaluation is needed before the content arrives: those that describe message
+/// framing, routing, request modifiers, authentication, response control data, or how
+/// to process the content. By those categories:
+///
+/// - framing and connection control: `Content-Length`, `Transfer-Encoding`, `Trailer`
+///   (§6.6.2), `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Upgrade`;
+/// - routing: `Host`;
+/// - request modifiers, controls (§7.6, §10.1) and conditionals (§13.1):
+///   `Cache-Control`, `Expect`, `Max-Forwards`, `Pragma`, `Range`, `If-Match`,
+///   `If-None-Match`, `If-Modified-Since`, `If-Unmodified-Since`, `If-Range`;
+/// - authentication (§11, RFC 6265): `Authorization`, `Proxy-Authorization`,
+///   `WWW-Authenticate`, `Proxy-Authenticate`, `Cookie`, `Set-Cookie`;
+/// - response control data (§10.2, RFC 9111): `Age`, `Date`, `Expires`, `Location`,
+///   `Retry-After`, `Vary`, `Warning`;
+/// - how to process the content (§8): `Content-Encoding`, `Content-Type`,
+///   `Content-Range`.
+///
+/// [`ChunkedDecoder`] drops such fields from the trailers it hands out.
+///
+/// ```
+/// use spindle::h1::framing::is_forbidden_trailer;
+/// use spindle::http::HeaderName;
+/// assert!(is_forbidden_trailer(&HeaderName::from_static("content-length")));
+/// assert!(!is_forbidden_trailer(&HeaderName::from_static("x-checksum")));
+/// ```
+pub fn is_forbidden_trailer(name: &http::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "content-length"
+            | "transfer-encoding"
+            | "trailer"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "upgrade"
+            | "host"
+            | "cache-control"
+            | "expect"
+            | "max-forwards"
+            | "pragma"
+            | "range"
+            | "if-match"
+            | "if-none-match"
+            | "if-modified-since"
+            | "if-unmodified-since"
+            | "if-range"
+            | "authorization"
+            | "proxy-authorization"
+            | "www-authenticate"
+            | "proxy-authenticate"
+            | "cookie"
+            | "set-cookie"
+            | "age"
+            | "date"
+            | "expires"
+            | "location"
+            | "retry-after"
+            | "vary"
+            | "warning"
+            | "content-encoding"
+            | "content-type"
+            | "content-range"
+    )
 }
 
 /// The value of one hexadecimal digit (either case).
@@ -527,14 +614,91 @@ mod tests {
 
     #[test]
     fn trailers_are_kept() {
-        let input = b"1\r\na\r\n0\r\nExpires: never\r\nX-A: b\r\n\r\n";
+        let input = b"1\r\na\r\n0\r\nX-Checksum: never\r\nX-A: b\r\n\r\n";
         for step in 1..input.len() {
             let (body, trailers) = decode_all(input, step).unwrap();
             assert_eq!(body, b"a");
             let trailers = trailers.unwrap();
-            assert_eq!(trailers["expires"], "never");
+            assert_eq!(trailers["x-checksum"], "never");
             assert_eq!(trailers["x-a"], "b");
         }
+    }
+
+    // Issue 13 (h): fields that must not be trailers (RFC 9110 §6.5.1) are dropped.
+    #[test]
+    fn forbidden_trailer_fields_are_dropped() {
+        let input = b"1\r\na\r\n0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nHost: evil\r\nTrailer: x-a\r\nAuthorization: x\r\nSet-Cookie: a=b\r\nContent-Type: text/html\r\nExpires: never\r\nX-A: b\r\nCONTENT-ENCODING: gzip\r\nX-A: c\r\n\r\n";
+        for step in 1..input.len() {
+            let (body, trailers) = decode_all(input, step).unwrap();
+            assert_eq!(body, b"a");
+            let trailers = trailers.unwrap();
+            let names: Vec<&str> = trailers.keys().map(|k| k.as_str()).collect();
+            assert_eq!(names, ["x-a"]);
+            let values: Vec<_> = trailers.get_all("x-a").iter().collect();
+            assert_eq!(values, ["b", "c"]);
+        }
+        // Only forbidden fields: an empty map, the body still complete.
+        let (body, trailers) = decode_all(b"0\r\nHost: a\r\n\r\n", 64).unwrap();
+        assert!(body.is_empty());
+        assert!(trailers.unwrap().is_empty());
+        for name in [
+            "content-length",
+            "host",
+            "te",
+            "if-none-match",
+            "www-authenticate",
+            "age",
+        ] {
+            assert!(
+                is_forbidden_trailer(&http::HeaderName::from_static(name)),
+                "{name}"
+            );
+        }
+        for name in [
+            "x-checksum",
+            "server-timing",
+            "grpc-status",
+            "digest",
+            "etag",
+        ] {
+            assert!(
+                !is_forbidden_trailer(&http::HeaderName::from_static(name)),
+                "{name}"
+            );
+        }
+    }
+
+    // Issue 13 (g): leading zeros are valid in a chunk size (1*HEXDIG); the value may
+    // not overflow, and the zeros count against the overhead limit.
+    #[test]
+    fn chunk_sizes_with_leading_zeros() {
+        for input in [
+            &b"00000000000000003\r\nabc\r\n0\r\n\r\n"[..],
+            b"0000000000000000000000000000000003\r\nabc\r\n0000000000000000000\r\n\r\n",
+            b"03;x=1\r\nabc\r\n00\r\n\r\n",
+        ] {
+            for step in 1..input.len() {
+                assert_eq!(decode_all(input, step).unwrap().0, b"abc");
+            }
+        }
+        // 16 significant digits fit in 64 bits; 17 do not, however many zeros lead.
+        let mut dec = ChunkedDecoder::new(1024);
+        let step = dec.decode(b"000ffffffffffffffff\r\nab").unwrap();
+        assert_eq!(step.data, 21..23);
+        assert_eq!(dec.data_remaining(), u64::MAX - 2);
+        for bad in [&b"10000000000000000\r\n"[..], b"000100000000000000000\r\n"] {
+            assert_eq!(
+                decode_all(bad, 64),
+                Err(ChunkedError::BadChunk("chunk size overflows"))
+            );
+        }
+        let zeros = format!("{}1\r\na\r\n0\r\n\r\n", "0".repeat(1100));
+        assert_eq!(
+            decode_all(zeros.as_bytes(), 64),
+            Err(ChunkedError::TooLarge)
+        );
+        let zeros = format!("{}1\r\na\r\n0\r\n\r\n", "0".repeat(1000));
+        assert_eq!(decode_all(zeros.as_bytes(), 64).unwrap().0, b"a");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use http::{Method, StatusCode, Uri, Version};
 
 use super::framing::{self, BodyFraming};
 
-/// Bounds on what a peer may send in a request head.
+/// Bounds on what a peer may send in a request head, and how strictly it is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadLimits {
     /// Most bytes a request head (request line, fields and the empty line) may take.
@@ -14,6 +14,16 @@ pub struct HeadLimits {
     pub max_headers: usize,
     /// Longest request target, in bytes.
     pub max_uri_len: usize,
+    /// Accept a head whose every line ends in a bare LF. Off by default.
+    ///
+    /// RFC 9112 §2.2 lets a recipient recognise a single LF as a line terminator; we do
+    /// not by default, because a bare LF inside a head that otherwise uses CRLF is a
+    /// request-smuggling vector: a front end that splits lines only on CRLF reads
+    /// `X: y\nTransfer-Encoding: chunked\r\n` as one field where a lenient parser reads
+    /// two. When off, a bare LF anywhere in the head (empty lines before the request line
+    /// included) gets 400. When on, a head that uses LF alone is accepted, but a head that
+    /// mixes CRLF and bare LF is still 400.
+    pub allow_lf_line_endings: bool,
 }
 
 impl Default for HeadLimits {
@@ -22,9 +32,15 @@ impl Default for HeadLimits {
             max_head_bytes: 64 * 1024,
             max_headers: 100,
             max_uri_len: 8 * 1024,
+            allow_lf_line_endings: false,
         }
     }
 }
+
+/// Most empty lines accepted before a request line. RFC 9112 §2.2: a server SHOULD
+/// ignore at least one (old clients send a CRLF after a POST body); more than a few is
+/// not a client's slip, and each one would otherwise be scanned again on every parse.
+pub const MAX_LEADING_EMPTY_LINES: usize = 8;
 
 /// Why a request head was refused, with the status code RFC 9110/9112 name for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,115 +144,291 @@ fn parse_with<'b>(
     limits: &HeadLimits,
     storage: &mut [httparse::Header<'b>],
 ) -> Result<Option<(RequestHead, usize)>, HeadError> {
-    let mut req = httparse::Request::new(storage);
-    let status = req.parse(buf);
-    let len = match status {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            check_partial(buf, limits)?;
+    let start = match skip_empty_lines(buf, limits)? {
+        Some(start) => start,
+        None => {
+            check_partial(buf, buf.len(), limits)?;
             return Ok(None);
         }
-        Err(httparse::Error::Version) => return parse_other_version(buf, limits),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadTooLarge),
-        Err(err) => {
-            // A request line that is still arriving cannot be judged yet; report the
-            // length problem first when the target alone is over the limit.
-            check_partial(buf, limits)?;
-            return Err(HeadError::BadRequest(match err {
-                httparse::Error::HeaderName => "invalid header field name",
-                httparse::Error::HeaderValue => "invalid header field value",
-                httparse::Error::NewLine => "invalid line ending",
-                httparse::Error::Status | httparse::Error::Token => "malformed request line",
-                _ => "malformed request",
-            }));
+    };
+    let lines = match parse_lines(buf, start, limits, storage)? {
+        Some(lines) => lines,
+        None => {
+            // Everything that arrived belongs to the head: judge its line endings now, so
+            // a bare LF is refused as soon as it is seen.
+            check_line_endings(&buf[start..], limits)?;
+            check_partial(buf, start, limits)?;
+            return Ok(None);
         }
     };
+    let len = lines.len;
     if len > limits.max_head_bytes {
         return Err(HeadError::HeadTooLarge);
     }
-    let version = match req.version {
-        Some(0) => Version::HTTP_10,
-        _ => Version::HTTP_11,
-    };
-    let method = req.method.unwrap_or("");
-    let target = req.path.unwrap_or("");
-    if target.len() > limits.max_uri_len {
+    check_line_endings(&buf[start..len], limits)?;
+    if lines.target.len() > limits.max_uri_len {
         return Err(HeadError::UriTooLong);
     }
-    let method = Method::from_bytes(method.as_bytes())
+    let method = Method::from_bytes(lines.method.as_bytes())
         .map_err(|_| HeadError::BadRequest("invalid method"))?;
-    let uri = parse_target(&method, target)?;
+    let uri = parse_target(&method, lines.target)?;
 
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
+    let mut headers = HeaderMap::with_capacity(lines.fields.len());
+    for h in lines.fields {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| HeadError::BadRequest("invalid header field name"))?;
         let value = HeaderValue::from_bytes(trim_ows(h.value))
             .map_err(|_| HeadError::BadRequest("invalid header field value"))?;
         headers.append(name, value);
     }
-    let head = validate(method, uri, version, headers)?;
+    let head = validate(method, uri, lines.version, headers)?;
     Ok(Some((head, len)))
 }
 
-/// While a head is incomplete: is it already over a limit?
-fn check_partial(buf: &[u8], limits: &HeadLimits) -> Result<(), HeadError> {
-    let line_end = buf.iter().position(|&b| b == b'\n');
-    let request_line = &buf[..line_end.unwrap_or(buf.len())];
-    // The target runs from the first space to the next (or to the end of what arrived).
-    if let Some(sp) = request_line.iter().position(|&b| b == b' ') {
-        let rest = &request_line[sp + 1..];
-        let target_len = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-        if target_len > limits.max_uri_len {
-            return Err(HeadError::UriTooLong);
+/// The pieces of a complete head, borrowed from the buffer.
+struct Lines<'b, 'h> {
+    method: &'b str,
+    target: &'b str,
+    version: Version,
+    fields: &'h [httparse::Header<'b>],
+    /// Bytes the head took from the start of the buffer, leading empty lines included.
+    len: usize,
+}
+
+/// Splits the head that starts at `buf[start..]` into request line and fields, or says
+/// more bytes are needed. Never copies the buffer and never recurses.
+fn parse_lines<'b, 'h>(
+    buf: &'b [u8],
+    start: usize,
+    limits: &HeadLimits,
+    storage: &'h mut [httparse::Header<'b>],
+) -> Result<Option<Lines<'b, 'h>>, HeadError> {
+    let line_buf = &buf[start..];
+    let mut req = httparse::Request::new(storage);
+    match req.parse(line_buf) {
+        Ok(httparse::Status::Complete(n)) => Ok(Some(Lines {
+            method: req.method.unwrap_or(""),
+            target: req.path.unwrap_or(""),
+            version: match req.version {
+                Some(0) => Version::HTTP_10,
+                _ => Version::HTTP_11,
+            },
+            fields: req.headers,
+            len: start + n,
+        })),
+        Ok(httparse::Status::Partial) => Ok(None),
+        // httparse knows only HTTP/1.0 and HTTP/1.1; it has read the method and the
+        // target (each followed by one SP) before it looked at the version.
+        Err(httparse::Error::Version) => {
+            let (Some(method), Some(target)) = (req.method, req.path) else {
+                return Err(HeadError::BadRequest("malformed request line"));
+            };
+            let storage = req.headers;
+            other_version(buf, start, method, target, limits, storage)
+        }
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::HeadTooLarge),
+        Err(err) => {
+            // A request line that is still arriving cannot be judged yet; report the
+            // length problem first when the target alone is over the limit.
+            check_partial(buf, start, limits)?;
+            Err(httparse_error(err))
+        }
+    }
+}
+
+fn httparse_error(err: httparse::Error) -> HeadError {
+    HeadError::BadRequest(match err {
+        httparse::Error::HeaderName => "invalid header field name",
+        httparse::Error::HeaderValue => "invalid header field value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status | httparse::Error::Token => "malformed request line",
+        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::Version => "malformed HTTP version",
+    })
+}
+
+/// A version token other than `HTTP/1.0` and `HTTP/1.1`. A later 1.x minor version is
+/// processed as HTTP/1.1 (RFC 9110 §2.5); another major version gets 505; anything that
+/// is not `HTTP/` DIGIT `.` DIGIT (RFC 9112 §2.3) is a 400. The fields after the line
+/// are parsed in place: no copy of the buffer, no second parse of the request line.
+fn other_version<'b, 'h>(
+    buf: &'b [u8],
+    start: usize,
+    method: &'b str,
+    target: &'b str,
+    limits: &HeadLimits,
+    storage: &'h mut [httparse::Header<'b>],
+) -> Result<Option<Lines<'b, 'h>>, HeadError> {
+    if target.len() > limits.max_uri_len {
+        return Err(HeadError::UriTooLong);
+    }
+    // method SP target SP: httparse accepts exactly one SP after each.
+    let version_at = start + method.len() + 1 + target.len() + 1;
+    let rest = buf
+        .get(version_at..)
+        .ok_or(HeadError::BadRequest("malformed request line"))?;
+    let (version, line_len) = match version_line(rest)? {
+        Some(VersionLine::Http1x { version, len }) => (version, len),
+        Some(VersionLine::OtherMajor) => return Err(HeadError::VersionNotSupported),
+        // parse_with judges what has arrived so far.
+        None => return Ok(None),
+    };
+    let fields_at = version_at + line_len;
+    let fields = buf
+        .get(fields_at..)
+        .ok_or(HeadError::BadRequest("malformed request line"))?;
+    match httparse::parse_headers(fields, storage) {
+        Ok(httparse::Status::Complete((n, fields))) => Ok(Some(Lines {
+            method,
+            target,
+            version,
+            fields,
+            len: fields_at + n,
+        })),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::HeadTooLarge),
+        Err(err) => {
+            check_partial(buf, start, limits)?;
+            Err(httparse_error(err))
+        }
+    }
+}
+
+/// What a version token and its line ending say.
+#[derive(Debug, PartialEq, Eq)]
+enum VersionLine {
+    /// `HTTP/1.` DIGIT and a line ending, `len` bytes with the line ending. A minor
+    /// version above 1 is processed as HTTP/1.1.
+    Http1x {
+        /// HTTP/1.0 or HTTP/1.1.
+        version: Version,
+        /// Bytes of the token and its line ending.
+        len: usize,
+    },
+    /// `HTTP/` DIGIT [`.` DIGIT] with a major version other than 1.
+    OtherMajor,
+}
+
+/// Reads `HTTP/` DIGIT `.` DIGIT followed by CRLF or LF (which one is judged with the
+/// rest of the head) from the start of `rest`. `Ok(None)`: it may still become one.
+fn version_line(rest: &[u8]) -> Result<Option<VersionLine>, HeadError> {
+    let bad = HeadError::BadRequest("malformed HTTP version");
+    const NAME: &[u8] = b"HTTP/";
+    let have = rest.len().min(NAME.len());
+    if rest[..have] != NAME[..have] {
+        return Err(bad);
+    }
+    let Some(tail) = rest.get(NAME.len()..) else {
+        return Ok(None);
+    };
+    match *tail {
+        [] => Ok(None),
+        [major, ..] if !major.is_ascii_digit() => Err(bad),
+        [b'1'] | [b'1', b'.'] => Ok(None),
+        [b'1', b'.', minor, ref end @ ..] if minor.is_ascii_digit() => {
+            let version = if minor == b'0' {
+                Version::HTTP_10
+            } else {
+                Version::HTTP_11
+            };
+            let token = NAME.len() + 3;
+            match *end {
+                [] | [b'\r'] => Ok(None),
+                [b'\r', b'\n', ..] => Ok(Some(VersionLine::Http1x {
+                    version,
+                    len: token + 2,
+                })),
+                [b'\n', ..] => Ok(Some(VersionLine::Http1x {
+                    version,
+                    len: token + 1,
+                })),
+                [b'\r', ..] => Err(HeadError::BadRequest("invalid line ending")),
+                _ => Err(bad),
+            }
+        }
+        [b'1', ..] => Err(bad),
+        // A major version other than 1, alone (`HTTP/2`, as HTTP/2 and HTTP/3 name
+        // themselves) or with a minor: 505 once the token has ended.
+        [_] => Ok(None),
+        [_, b'\r' | b'\n', ..] => Ok(Some(VersionLine::OtherMajor)),
+        [_, b'.'] => Ok(None),
+        [_, b'.', minor] if minor.is_ascii_digit() => Ok(None),
+        [_, b'.', minor, b'\r' | b'\n', ..] if minor.is_ascii_digit() => {
+            Ok(Some(VersionLine::OtherMajor))
+        }
+        _ => Err(bad),
+    }
+}
+
+/// RFC 9112 §2.2: empty lines before the request line are ignored, up to
+/// [`MAX_LEADING_EMPTY_LINES`]. Returns where the request line starts, or `None` when
+/// nothing but (the start of) empty lines has arrived.
+fn skip_empty_lines(buf: &[u8], limits: &HeadLimits) -> Result<Option<usize>, HeadError> {
+    let mut at = 0;
+    let mut lines = 0;
+    loop {
+        let step = match buf.get(at..).unwrap_or_default() {
+            [b'\r', b'\n', ..] => 2,
+            [b'\n', ..] if limits.allow_lf_line_endings => 1,
+            [b'\n', ..] => return Err(HeadError::BadRequest("bare LF in request head")),
+            [] | [b'\r'] => return Ok(None),
+            _ => return Ok(Some(at)),
+        };
+        lines += 1;
+        if lines > MAX_LEADING_EMPTY_LINES {
+            return Err(HeadError::BadRequest(
+                "too many empty lines before the request line",
+            ));
+        }
+        at += step;
+    }
+}
+
+/// Every line of `head` must end in CRLF; with
+/// [`allow_lf_line_endings`](HeadLimits::allow_lf_line_endings), every line may instead
+/// end in a bare LF, but one head may not mix the two (see that setting for why).
+fn check_line_endings(head: &[u8], limits: &HeadLimits) -> Result<(), HeadError> {
+    let mut crlf = false;
+    let mut bare_lf = false;
+    let mut prev = 0u8;
+    for &b in head {
+        if b == b'\n' {
+            if prev == b'\r' {
+                crlf = true;
+            } else {
+                bare_lf = true;
+            }
+        }
+        prev = b;
+    }
+    if bare_lf && (crlf || !limits.allow_lf_line_endings) {
+        return Err(HeadError::BadRequest("bare LF in request head"));
+    }
+    Ok(())
+}
+
+/// While a head is incomplete (or broken): is it already over a limit? The request line
+/// starts at `buf[start..]`.
+fn check_partial(buf: &[u8], start: usize, limits: &HeadLimits) -> Result<(), HeadError> {
+    let line = buf.get(start..).unwrap_or_default();
+    let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
+    // The target starts after the method's SP and runs while its bytes may be part of
+    // one (what httparse accepts); a method that is not a token has no target to judge.
+    if let Some(sp) = line.iter().position(|&b| b == b' ') {
+        if sp > 0 && line[..sp].iter().all(|&b| framing::is_tchar(b)) {
+            let target_len = line[sp + 1..]
+                .iter()
+                .take_while(|&&b| matches!(b, 0x21..=0x7e | 0x80..=0xff))
+                .count();
+            if target_len > limits.max_uri_len {
+                return Err(HeadError::UriTooLong);
+            }
         }
     }
     if buf.len() >= limits.max_head_bytes {
         return Err(HeadError::HeadTooLarge);
     }
     Ok(())
-}
-
-/// httparse only knows HTTP/1.0 and 1.1. A later 1.x minor version is processed as
-/// HTTP/1.1 (RFC 9110 §2.5); any other major version gets 505.
-fn parse_other_version(
-    buf: &[u8],
-    limits: &HeadLimits,
-) -> Result<Option<(RequestHead, usize)>, HeadError> {
-    let line_end = match buf.iter().position(|&b| b == b'\n') {
-        Some(end) => end,
-        None => {
-            check_partial(buf, limits)?;
-            return Ok(None);
-        }
-    };
-    let line = buf[..line_end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&buf[..line_end]);
-    let version = match line.iter().rposition(|&b| b == b' ') {
-        Some(sp) => &line[sp + 1..],
-        None => return Err(HeadError::BadRequest("malformed request line")),
-    };
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            if *major != b'1' {
-                return Err(HeadError::VersionNotSupported);
-            }
-            let at = line.len() - 1;
-            let mut copy = buf.to_vec();
-            copy[at] = b'1';
-            match parse_request_head(&copy, limits)? {
-                Some((head, len)) => Ok(Some((head, len))),
-                None => Ok(None),
-            }
-        }
-        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() && *major != b'1' => {
-            Err(HeadError::VersionNotSupported)
-        }
-        _ => Err(HeadError::BadRequest("malformed HTTP version")),
-    }
 }
 
 /// RFC 9112 §3.2: the four forms of request target, each only where it is allowed.
@@ -281,7 +473,7 @@ fn validate(
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
 ) -> Result<RequestHead, HeadError> {
     // Host: exactly one on HTTP/1.1, at most one on 1.0, and a valid uri-host [":" port].
     let mut hosts = headers.get_all(header::HOST).iter();
@@ -294,6 +486,19 @@ fn validate(
             return Err(HeadError::BadRequest("invalid Host field"))
         }
         _ => {}
+    }
+    // RFC 9112 §3.2.2: with an absolute-form target the server MUST ignore Host and use
+    // the target's host; §3.3: an authority-form target is the target URI's authority.
+    // Host is rewritten to it, so handlers, `headers()["host"]` and a proxy that forwards
+    // the fields all see one host, the one `uri()` names.
+    if let Some(authority) = uri.authority() {
+        let authority = authority.as_str();
+        if !valid_host(authority.as_bytes()) {
+            return Err(HeadError::BadRequest("invalid authority in request target"));
+        }
+        let value = HeaderValue::from_str(authority)
+            .map_err(|_| HeadError::BadRequest("invalid authority in request target"))?;
+        headers.insert(header::HOST, value);
     }
 
     let framing = framing::request_framing(&headers, version)?;
@@ -541,6 +746,7 @@ mod tests {
             max_head_bytes: 200,
             max_headers: 4,
             max_uri_len: 50,
+            ..HeadLimits::default()
         };
         let long_uri = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(60));
         assert_eq!(
@@ -583,5 +789,264 @@ mod tests {
     #[test]
     fn leading_empty_line_ignored() {
         ok(b"\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    }
+
+    fn lenient() -> HeadLimits {
+        HeadLimits {
+            allow_lf_line_endings: true,
+            ..HeadLimits::default()
+        }
+    }
+
+    /// Every prefix of a head that parses is `Ok(None)`: a head arriving byte by byte is
+    /// never refused early.
+    fn assert_prefixes_need_more(bytes: &[u8], limits: &HeadLimits) {
+        let (_, len) = parse_request_head(bytes, limits).unwrap().unwrap();
+        for cut in 0..len {
+            assert!(
+                matches!(parse_request_head(&bytes[..cut], limits), Ok(None)),
+                "{:?} cut at {cut}: {:?}",
+                String::from_utf8_lossy(bytes),
+                parse_request_head(&bytes[..cut], limits).map(|r| r.map(|(_, n)| n))
+            );
+        }
+    }
+
+    // Issue 13 (a): every version token shape gets a status; none may recurse (the old
+    // code rewrote a digit in a copy of the buffer and parsed again, forever, on
+    // `GET /a b HTTP/1.1`).
+    #[test]
+    fn version_tokens_get_a_status_without_recursion() {
+        let cases: &[(&[u8], u16)] = &[
+            (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET /a b HTTP/1.2\r\nHost: a\r\n\r\n", 400),
+            (b"GET /a b c HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET /a  HTTP/1.2\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.2 x\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.2 \r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.2.3\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/01.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.a\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/\r\nHost: a\r\n\r\n", 400),
+            (b"GET / http/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.1x\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.2\rx\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/22\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/2.0x\r\nHost: a\r\n\r\n", 400),
+            (b"GET / XTTP/1.1\r\nHost: a\r\n\r\n", 400),
+            (b"GET / HTTP/1.9\r\n\r\n", 400),
+            (b"GET / HTTP/1.2\r\nHost: a\r\nX: \x01\r\n\r\n", 400),
+            (b"GET / HTTP/1.2\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400),
+            (b"GET / HTTP/1.2\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+            (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+            (b"GET / HTTP/9.9\r\nHost: a\r\n\r\n", 505),
+            (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
+            (b"GET / HTTP/2\r\nHost: a\r\n\r\n", 505),
+            (b"GET / HTTP/2.0\rx", 505),
+            (b"PUT / HTTP/1.2\r\nHost: a\r\nExpect: tea\r\n\r\n", 417),
+            (
+                b"PUT / HTTP/1.2\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+                501,
+            ),
+        ];
+        for &(bytes, want) in cases {
+            for limits in [HeadLimits::default(), lenient()] {
+                let got = parse_request_head(bytes, &limits);
+                assert_eq!(
+                    got.as_ref().map_err(|e| e.status().as_u16()).err(),
+                    Some(want),
+                    "{:?}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn later_minor_versions_parse_in_place() {
+        let bytes = b"POST /p HTTP/1.7\r\nHost: a\r\nContent-Length: 3\r\nX: y\r\n\r\nabc";
+        let (head, len) = parse(bytes).unwrap().unwrap();
+        assert_eq!(len, bytes.len() - 3);
+        assert_eq!(head.version, Version::HTTP_11);
+        assert_eq!(head.framing, BodyFraming::Length(3));
+        assert_eq!(head.headers["x"], "y");
+        assert!(head.keep_alive);
+        assert_prefixes_need_more(bytes, &HeadLimits::default());
+        // After empty lines, too (issue 13 (i)).
+        let bytes = b"\r\n\r\nGET /q HTTP/1.9\r\nHost: a\r\n\r\n";
+        let head = ok(bytes);
+        assert_eq!(head.uri, "/q");
+        assert_prefixes_need_more(bytes, &HeadLimits::default());
+        // The field count and the target length are still bounded.
+        let limits = HeadLimits {
+            max_headers: 2,
+            max_uri_len: 4,
+            ..HeadLimits::default()
+        };
+        assert_eq!(
+            parse_request_head(
+                b"GET / HTTP/1.2\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n",
+                &limits
+            )
+            .unwrap_err(),
+            HeadError::HeadTooLarge
+        );
+        assert_eq!(
+            parse_request_head(b"GET /abcd HTTP/1.2\r\nHost: a\r\n\r\n", &limits)
+                .map(|r| r.is_some()),
+            Err(HeadError::UriTooLong)
+        );
+        let limits = HeadLimits {
+            max_head_bytes: 40,
+            ..HeadLimits::default()
+        };
+        let big = b"GET / HTTP/1.2\r\nHost: a\r\nX: 0123456789012345\r\n\r\n";
+        assert_eq!(
+            parse_request_head(big, &limits).map(|r| r.is_some()),
+            Err(HeadError::HeadTooLarge)
+        );
+        assert_eq!(
+            parse_request_head(&big[..40], &limits).map(|r| r.is_some()),
+            Err(HeadError::HeadTooLarge)
+        );
+    }
+
+    // Issue 13 (d): a bare LF ends no line by default; with the setting, LF-only heads
+    // are read, but never a head that mixes LF and CRLF.
+    #[test]
+    fn bare_lf_refused_unless_the_head_uses_lf_only() {
+        let mixed: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: y\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\n",
+            b"GET / HTTP/1.2\r\nHost: a\r\nX: y\nZ: w\r\n\r\n",
+            b"GET / HTTP/1.2\nHost: a\r\n\r\n",
+            // Still arriving: refused as soon as the bare LF is there.
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: y\nTransfer-Encoding: chunked\r\n",
+            b"GET / HTTP/1.2\nHost: a\r\n",
+        ];
+        for &bytes in mixed {
+            for limits in [HeadLimits::default(), lenient()] {
+                assert_eq!(
+                    parse_request_head(bytes, &limits).map(|r| r.is_some()),
+                    Err(HeadError::BadRequest("bare LF in request head")),
+                    "{:?}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        }
+        let lf_only: &[&[u8]] = &[
+            b"GET / HTTP/1.1\nHost: a\nX: y\n\n",
+            b"GET / HTTP/1.2\nHost: a\nX: y\n\n",
+            b"GET / HTTP/1.0\n\n",
+            b"\nGET / HTTP/1.1\nHost: a\nX: y\n\n",
+        ];
+        for &bytes in lf_only {
+            assert_eq!(
+                err(bytes),
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+            let (head, len) = parse_request_head(bytes, &lenient()).unwrap().unwrap();
+            assert_eq!(len, bytes.len());
+            assert!(head.headers.contains_key("host") || head.version == Version::HTTP_10);
+            assert_prefixes_need_more(bytes, &lenient());
+        }
+        // A bare LF in the body is the body's business.
+        let bytes = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\na\n";
+        let (_, len) = parse(bytes).unwrap().unwrap();
+        assert_eq!(len, bytes.len() - 2);
+    }
+
+    // Issue 13 (i): empty lines before the request line, for any version, up to a bound.
+    #[test]
+    fn leading_empty_lines_are_bounded() {
+        for version in ["HTTP/1.1", "HTTP/1.2", "HTTP/1.0"] {
+            for lines in 1..=MAX_LEADING_EMPTY_LINES {
+                let bytes = format!("{}GET / {version}\r\nHost: a\r\n\r\n", "\r\n".repeat(lines));
+                let (head, len) = parse(bytes.as_bytes()).unwrap().unwrap();
+                assert_eq!(len, bytes.len());
+                assert_eq!(head.uri, "/");
+            }
+            let bytes = format!(
+                "{}GET / {version}\r\nHost: a\r\n\r\n",
+                "\r\n".repeat(MAX_LEADING_EMPTY_LINES + 1)
+            );
+            assert_eq!(err(bytes.as_bytes()), StatusCode::BAD_REQUEST);
+            // Refused before the request line arrives.
+            let only = "\r\n".repeat(MAX_LEADING_EMPTY_LINES + 1);
+            assert_eq!(err(only.as_bytes()), StatusCode::BAD_REQUEST);
+        }
+        assert!(parse(b"\r\n\r").unwrap().is_none());
+        assert_eq!(
+            err(b"\r\rGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            err(b"\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            StatusCode::BAD_REQUEST
+        );
+        let (_, len) = parse_request_head(b"\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &lenient())
+            .unwrap()
+            .unwrap();
+        assert_eq!(len, 3 + 27);
+    }
+
+    // Issue 13 (j): the target's authority is the host (RFC 9112 §3.2.2, §3.3).
+    #[test]
+    fn target_authority_replaces_host() {
+        let head = ok(b"GET http://b.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n");
+        assert_eq!(head.headers.get_all("host").iter().count(), 1);
+        assert_eq!(head.headers["host"], "b.example");
+        assert_eq!(head.uri.host(), Some("b.example"));
+        let head = ok(b"GET https://b.example:8443/x HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(head.headers["host"], "b.example:8443");
+        let head = ok(b"GET http://[::1]:80/x HTTP/1.0\r\n\r\n");
+        assert_eq!(head.headers["host"], "[::1]:80");
+        let head = ok(b"CONNECT b.example:443 HTTP/1.1\r\nHost: a.example\r\n\r\n");
+        assert_eq!(head.headers["host"], "b.example:443");
+        // Origin form keeps Host as sent.
+        assert_eq!(
+            ok(b"GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n").headers["host"],
+            "a.example"
+        );
+        // Host is still required and still checked on HTTP/1.1 (RFC 9112 §3.2).
+        for bad in [
+            &b"GET http://b.example/x HTTP/1.1\r\n\r\n"[..],
+            b"GET http://b.example/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            b"GET http://b.example/x HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            b"GET http://b.example:/x HTTP/1.1\r\nHost: b.example\r\n\r\n",
+        ] {
+            assert_eq!(
+                err(bad),
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn valid_heads_are_never_refused_early() {
+        for bytes in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"\r\nPOST /x?y HTTP/1.0\r\nContent-Length: 1\r\n\r\n",
+            b"OPTIONS * HTTP/1.3\r\nHost: a\r\n\r\n",
+            b"CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n",
+            b"PUT http://a/b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert_prefixes_need_more(bytes, &HeadLimits::default());
+            assert_prefixes_need_more(bytes, &lenient());
+            let mut more = bytes.to_vec();
+            more.extend_from_slice(b"GET / HTTP/9.9\n\r\x00");
+            let (a, n) = parse(bytes).unwrap().unwrap();
+            let (b, m) = parse(&more).unwrap().unwrap();
+            assert_eq!((n, &a.uri, &a.headers), (m, &b.uri, &b.headers));
+        }
     }
 }
