@@ -10,7 +10,7 @@ use crate::server::{Handler, Request, Response, Streaming};
 
 /// A content coding the layer can apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Coding {
+pub(crate) enum Coding {
     Gzip,
     Deflate,
 }
@@ -21,10 +21,21 @@ enum Coding {
 /// (a flush of the response flushes the compressor too), and `Vary: Accept-Encoding`
 /// is added to every response whose type could be compressed.
 ///
+/// `Accept-Encoding` is read as RFC 9110 §12.5.3 says: a coding with `q=0` is never
+/// used, `*` stands for every coding not named, an element whose q-value does not
+/// parse is ignored, and a coding named twice gets its lower weight. `identity` (no
+/// coding) is acceptable unless refused by `identity;q=0`, or by `*;q=0` without an
+/// `identity` entry; when it is refused and gzip or deflate is acceptable, the body is
+/// compressed even if it is small or of a type that does not compress. An explicit
+/// `identity;q=` higher than every coding's keeps the body as it is. When nothing
+/// acceptable is available the body goes as it is (the header is disregarded, which
+/// §12.5.3 allows).
+///
 /// Left alone: answers to HEAD, 1xx/204/304 and 206 responses, bodies that already
-/// have a `Content-Encoding`, `Cache-Control: no-transform`, bodies under the minimum
-/// size (when their length is known), and content types that do not compress
-/// (anything but text, JSON, JavaScript, XML, SVG, WebAssembly and the like).
+/// have a `Content-Encoding`, `Cache-Control: no-transform`, and, unless `identity` is
+/// refused, bodies under the minimum size (when their length is known) and content
+/// types that do not compress (anything but text, JSON, JavaScript, XML, SVG,
+/// WebAssembly and the like).
 ///
 /// ```
 /// use std::io::Read;
@@ -115,10 +126,10 @@ impl<H: Handler> Handler for Compression<H> {
         if req.method() == Method::HEAD {
             return self.inner.handle(req, res);
         }
-        let coding = choose(req.headers(), self.config.deflate);
+        let choice = choose(req.headers(), self.config.deflate);
         let mut sink = CompressSink {
             fwd: Forward::new(res),
-            coding,
+            choice,
             config: self.config,
             encoder: None,
         };
@@ -130,34 +141,54 @@ impl<H: Handler> Handler for Compression<H> {
     }
 }
 
-/// Picks the coding from `Accept-Encoding`: the highest q-value above zero among
-/// gzip and deflate (gzip on a tie), `*` standing for any coding not named.
-fn choose(headers: &HeaderMap, deflate_ok: bool) -> Option<Coding> {
+/// What a request's `Accept-Encoding` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Choice {
+    /// The coding to use when the response is compressed at all.
+    pub(crate) coding: Option<Coding>,
+    /// `identity;q=0`, or `*;q=0` with no `identity` entry: the body must not go out
+    /// as it is if a coding is acceptable.
+    pub(crate) identity_refused: bool,
+}
+
+/// Reads `Accept-Encoding` (RFC 9110 §12.5.3): the highest q-value above zero among
+/// gzip and deflate (gzip on a tie), `*` standing for any coding not named, unless an
+/// explicit `identity` (or `*` standing for it) weighs more.
+pub(crate) fn choose(headers: &HeaderMap, deflate_ok: bool) -> Choice {
     let mut gzip: Option<u16> = None;
     let mut deflate: Option<u16> = None;
     let mut star: Option<u16> = None;
+    let mut identity: Option<u16> = None;
     for value in headers.get_all(header::ACCEPT_ENCODING) {
         let Ok(value) = value.to_str() else { continue };
         for item in value.split(',') {
             let mut parts = item.split(';');
             let coding = parts.next().unwrap_or("").trim();
-            let mut q = 1000;
+            let mut q = Some(1000);
             for param in parts {
-                let param = param.trim();
-                if let Some(v) = param
-                    .strip_prefix("q=")
-                    .or_else(|| param.strip_prefix("Q="))
-                {
-                    q = parse_q(v.trim()).unwrap_or(0);
+                if let Some((name, v)) = param.split_once('=') {
+                    if name.trim().eq_ignore_ascii_case("q") {
+                        q = parse_q(v.trim());
+                    }
                 }
             }
-            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-                gzip = Some(q);
-            } else if coding.eq_ignore_ascii_case("deflate") {
-                deflate = Some(q);
-            } else if coding == "*" {
-                star = Some(q);
-            }
+            // A weight that does not parse makes the element invalid: ignore it rather
+            // than read it as a refusal (or an acceptance) the client did not send.
+            let Some(q) = q else { continue };
+            let slot =
+                if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                    &mut gzip
+                } else if coding.eq_ignore_ascii_case("deflate") {
+                    &mut deflate
+                } else if coding.eq_ignore_ascii_case("identity") {
+                    &mut identity
+                } else if coding == "*" {
+                    &mut star
+                } else {
+                    continue;
+                };
+            // Named twice: the lower weight, so a refusal is never overridden.
+            *slot = Some(slot.map_or(q, |old| old.min(q)));
         }
     }
     let gzip = gzip.or(star).unwrap_or(0);
@@ -166,12 +197,16 @@ fn choose(headers: &HeaderMap, deflate_ok: bool) -> Option<Coding> {
     } else {
         0
     };
-    if gzip == 0 && deflate == 0 {
-        None
-    } else if gzip >= deflate {
-        Some(Coding::Gzip)
+    // Identity is acceptable by default but only ranked when the header weighs it.
+    let identity = identity.or(star);
+    let (best, q) = if gzip >= deflate {
+        (Coding::Gzip, gzip)
     } else {
-        Some(Coding::Deflate)
+        (Coding::Deflate, deflate)
+    };
+    Choice {
+        coding: (q > 0 && identity.is_none_or(|iq| q >= iq)).then_some(best),
+        identity_refused: identity == Some(0),
     }
 }
 
@@ -277,7 +312,7 @@ impl Write for Encoder<'_> {
 
 struct CompressSink<'a> {
     fwd: Forward<'a>,
-    coding: Option<Coding>,
+    choice: Choice,
     config: CompressionLayer,
     encoder: Option<Encoder<'a>>,
 }
@@ -296,11 +331,13 @@ impl CompressSink<'_> {
         {
             return None;
         }
+        // The client refused the body as it is: compress whatever it is.
+        let must = self.choice.identity_refused && self.choice.coding.is_some();
         let type_ok = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(compressible);
-        if !type_ok {
+        if !type_ok && !must {
             return None;
         }
         add_vary(headers);
@@ -314,10 +351,10 @@ impl CompressSink<'_> {
             return None;
         }
         let len = len.or_else(|| crate::h1::framing::content_length(headers).ok().flatten());
-        if len.is_some_and(|n| n < self.config.min_size) {
+        if len.is_some_and(|n| n < self.config.min_size) && !must {
             return None;
         }
-        let coding = self.coding?;
+        let coding = self.choice.coding?;
         headers.remove(header::CONTENT_LENGTH);
         // Ranges would refer to the compressed bytes, which are not stable.
         headers.remove(header::ACCEPT_RANGES);
@@ -463,24 +500,86 @@ mod tests {
         h
     }
 
+    fn coding(v: &str, deflate: bool) -> Option<Coding> {
+        choose(&ae(v), deflate).coding
+    }
+
     #[test]
     fn chooses_by_q_value() {
-        assert_eq!(choose(&ae("gzip, deflate"), true), Some(Coding::Gzip));
+        assert_eq!(coding("gzip, deflate", true), Some(Coding::Gzip));
+        assert_eq!(coding("gzip;q=0.5, deflate", true), Some(Coding::Deflate));
+        assert_eq!(coding("gzip;q=0.5, deflate", false), Some(Coding::Gzip));
+        assert_eq!(coding("gzip;q=0, deflate;q=0", true), None);
+        assert_eq!(coding("br", true), None);
+        assert_eq!(coding("*;q=0.1", true), Some(Coding::Gzip));
+        assert_eq!(coding("gzip;q=0, *", true), Some(Coding::Deflate));
+        assert_eq!(coding("identity", true), None);
+        assert_eq!(coding("gzip;q=2", true), None);
+        assert_eq!(choose(&HeaderMap::new(), true).coding, None);
+        // Odd weights: ignored, not read as a refusal or an acceptance.
         assert_eq!(
-            choose(&ae("gzip;q=0.5, deflate"), true),
+            coding("gzip;q=, deflate;q=0.5", true),
             Some(Coding::Deflate)
         );
+        assert_eq!(coding("gzip;q=0.5;q=x", true), None);
+        assert_eq!(coding("gzip ; Q=0.3", true), Some(Coding::Gzip));
+        assert_eq!(coding("gzip;q=1.0001, *;q=0", true), None);
+        // Named twice: the lower weight.
+        assert_eq!(coding("gzip;q=0.8, gzip;q=0", true), None);
+        // An explicit identity weighs against the codings.
+        assert_eq!(coding("gzip;q=0.5, identity", true), None);
         assert_eq!(
-            choose(&ae("gzip;q=0.5, deflate"), false),
+            coding("gzip;q=0.5, identity;q=0.5", true),
             Some(Coding::Gzip)
         );
-        assert_eq!(choose(&ae("gzip;q=0, deflate;q=0"), true), None);
-        assert_eq!(choose(&ae("br"), true), None);
-        assert_eq!(choose(&ae("*;q=0.1"), true), Some(Coding::Gzip));
-        assert_eq!(choose(&ae("gzip;q=0, *"), true), Some(Coding::Deflate));
-        assert_eq!(choose(&ae("identity"), true), None);
-        assert_eq!(choose(&ae("gzip;q=2"), true), None);
-        assert_eq!(choose(&HeaderMap::new(), true), None);
+        assert_eq!(coding("gzip;q=0.5, *;q=0.9", true), Some(Coding::Deflate));
+    }
+
+    #[test]
+    fn identity_refusals() {
+        // RFC 9110 §12.5.3: identity;q=0, or *;q=0 without an identity entry.
+        for (v, refused) in [
+            ("identity;q=0", true),
+            ("gzip, identity;q=0", true),
+            ("gzip, *;q=0", true),
+            ("gzip, *;q=0, identity", false),
+            ("gzip, *;q=0, identity;q=0.1", false),
+            ("gzip", false),
+            ("", false),
+            ("identity;q=x", false),
+        ] {
+            assert_eq!(choose(&ae(v), true).identity_refused, refused, "{v:?}");
+        }
+        assert_eq!(coding("*;q=0", true), None);
+        assert_eq!(coding("gzip;q=0.1, identity;q=0", true), Some(Coding::Gzip));
+    }
+
+    #[test]
+    fn a_refused_identity_compresses_anything() {
+        use crate::handlers::testing::TestRequest;
+        let png = |_req: Request, mut res: Response| {
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+            res.send(b"tiny").ok();
+        };
+        let app = Compression::new(png);
+        let rec = TestRequest::get("/")
+            .header("accept-encoding", "gzip;q=0.5, identity;q=0")
+            .run(&app);
+        assert_eq!(rec.header("content-encoding"), Some("gzip"));
+        assert_eq!(rec.header("vary"), Some("accept-encoding"));
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(rec.body()), &mut out)
+            .unwrap();
+        assert_eq!(out, b"tiny");
+        // Without the refusal the small PNG goes as it is.
+        let rec = TestRequest::get("/")
+            .header("accept-encoding", "gzip")
+            .run(&app);
+        assert_eq!(
+            (rec.header("content-encoding"), rec.body()),
+            (None, &b"tiny"[..])
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::UNIX_EPOCH;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
-use super::util::{percent_decode, StackText};
+use super::util::{
+    check_path, clean_location, clean_path, is_clean, percent_decode, slash_location, StackText,
+};
 use crate::h1::date::{format_http_date, parse_http_date};
 use crate::server::{Handler, Request, Response};
 use crate::{Error, ErrorKind};
@@ -22,13 +24,19 @@ use crate::{Error, ErrorKind};
 ///   when it is past the end; several ranges get the whole file;
 /// - files are streamed in chunks, never read whole;
 /// - a directory is served by its `index.html` (unless turned off), and a directory
-///   path without its trailing `/` is redirected to it; there are no listings.
+///   path without its trailing `/` is redirected to it with a relative `Location`
+///   (`css/`), which stays right under a [`StripPrefix`](super::StripPrefix); there are
+///   no listings.
 ///
-/// The request path is percent-decoded one segment at a time and every segment must
-/// be a plain name: `..` (however encoded), an encoded `/`, a backslash, or a NUL byte
-/// gives `400`, so no path leaves the root. A symlink that resolves outside the root
-/// is treated as absent (404) unless [`follow_symlinks`](FileServer::follow_symlinks)
-/// allows it; symlinks within the root are fine.
+/// The request path is read as the [`Router`](super::Router) reads it (see [its
+/// rule](super::router#how-a-request-path-is-read)), so a router and a fallback file
+/// server answer any path alike: an invalid escape or a segment that decodes to `.` or
+/// `..` is a `400`; a path that is not clean (`//a`, `/./a`, `/x/../a`) is redirected
+/// to its clean form (`/a`; never `//host`); then each decoded segment must be a plain
+/// name: an encoded `/`, a backslash, or a NUL byte gives `400`, so no path leaves the
+/// root. A symlink that resolves outside the root is treated as absent (404) unless
+/// [`follow_symlinks`](FileServer::follow_symlinks) allows it; symlinks within the root
+/// are fine.
 ///
 /// The server sees the whole request path; under a router, strip the route's prefix:
 ///
@@ -92,8 +100,9 @@ impl FileServer {
         &self.root
     }
 
-    /// Maps a request path to a file system path under the root.
-    fn resolve(&self, path: &str) -> Result<PathBuf, StatusCode> {
+    /// Maps a request path to a file system path under the root: only plain names are
+    /// pushed onto the root, so the result never leaves it lexically.
+    pub(crate) fn resolve(&self, path: &str) -> Result<PathBuf, StatusCode> {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(StatusCode::BAD_REQUEST);
         };
@@ -106,10 +115,10 @@ impl FileServer {
             if name.iter().any(|&b| b == b'/' || b == b'\\' || b == 0) {
                 return Err(StatusCode::BAD_REQUEST);
             }
-            match name.as_slice() {
-                b"." => continue,
-                b".." => return Err(StatusCode::BAD_REQUEST),
-                _ => {}
+            if name == b"." || name == b".." {
+                // `handle` redirects literal dot segments to the clean path first; an
+                // encoded one is refused there too.
+                return Err(StatusCode::BAD_REQUEST);
             }
             out.push(os_name(name)?);
         }
@@ -117,7 +126,7 @@ impl FileServer {
     }
 
     /// Checks where `path` really leads: inside the root, or allowed out of it.
-    fn confine(&self, path: &Path) -> Result<PathBuf, StatusCode> {
+    pub(crate) fn confine(&self, path: &Path) -> Result<PathBuf, StatusCode> {
         let real = path.canonicalize().map_err(|e| status_of(&e))?;
         if real.starts_with(&self.root) || self.follow_symlinks {
             Ok(real)
@@ -157,16 +166,7 @@ fn status_of(err: &io::Error) -> StatusCode {
 }
 
 fn error_page(res: Response<'_>, status: StatusCode) {
-    let mut text = StackText::<64>::new();
-    let _ = std::fmt::Write::write_fmt(
-        &mut text,
-        format_args!(
-            "{} {}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        ),
-    );
-    super::plain(res, status, text.as_str())
+    super::status_page(res, status)
 }
 
 impl Handler for FileServer {
@@ -175,6 +175,17 @@ impl Handler for FileServer {
             res.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return error_page(res, StatusCode::METHOD_NOT_ALLOWED);
+        }
+        if let Err(bad) = check_path(req.path()) {
+            log::debug!("refused the request path {:?}: {}", req.path(), bad.0);
+            return error_page(res, StatusCode::BAD_REQUEST);
+        }
+        if req.path().starts_with('/') && !is_clean(req.path()) {
+            // The same redirect the router sends, so both read the path alike.
+            return match clean_location(&clean_path(req.path()), req.query()) {
+                Some(location) => super::redirect(res, req.method(), location),
+                None => error_page(res, StatusCode::BAD_REQUEST),
+            };
         }
         let path = match self.resolve(req.path()).and_then(|p| self.confine(&p)) {
             Ok(p) => p,
@@ -186,14 +197,12 @@ impl Handler for FileServer {
         };
         if meta.is_dir() {
             if !req.path().ends_with('/') {
-                let location = match req.query() {
-                    Some(q) => format!("{}/?{q}", req.path()),
-                    None => format!("{}/", req.path()),
+                // Relative (`css/`): the path this server sees may lack a prefix that
+                // a StripPrefix removed, and `//evil.com/` would name another host.
+                return match slash_location(req.path(), req.query()) {
+                    Some(location) => super::redirect(res, req.method(), location),
+                    None => error_page(res, StatusCode::BAD_REQUEST),
                 };
-                if let Ok(v) = HeaderValue::from_str(&location) {
-                    res.headers_mut().insert(header::LOCATION, v);
-                }
-                return error_page(res, StatusCode::MOVED_PERMANENTLY);
             }
             if !self.index {
                 return error_page(res, StatusCode::NOT_FOUND);
@@ -460,6 +469,9 @@ mod tests {
             fs.resolve("//etc/passwd").unwrap(),
             fs.root().join("etc/passwd")
         );
-        assert_eq!(fs.resolve("/./a/./b").unwrap(), fs.root().join("a/b"));
+        // `handle` redirects these to the clean path before resolving.
+        assert_eq!(fs.resolve("/./a/b"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(fs.resolve("/a/%2e/b"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(fs.resolve("/a/b/").unwrap(), fs.root().join("a/b"));
     }
 }

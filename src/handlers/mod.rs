@@ -34,8 +34,8 @@
 //! [`Forward`]), and act after the inner handler returns.
 use std::io::{self, Read};
 
-use http::header::HeaderMap;
-use http::{StatusCode, Version};
+use http::header::{HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Version};
 
 use crate::server::{Fresh, Handler, Request, Response, Streaming, Upgraded};
 
@@ -460,4 +460,33 @@ pub(crate) fn plain(mut res: Response<'_, Fresh>, status: StatusCode, body: &str
     if let Err(err) = res.with_status(status).send(body.as_bytes()) {
         log::debug!("sending a {status} failed: {err}");
     }
+}
+
+/// Writes `{code} {reason}\n` as a plain-text answer with `status`.
+pub(crate) fn status_page(res: Response<'_, Fresh>, status: StatusCode) {
+    let mut text = util::StackText::<64>::new();
+    let _ = std::fmt::Write::write_fmt(
+        &mut text,
+        format_args!(
+            "{} {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+    );
+    plain(res, status, text.as_str())
+}
+
+/// Redirects to `location` (made by `util::clean_location` or `util::slash_location`,
+/// so it cannot lead to another origin): `301 Moved Permanently` for GET and HEAD, as
+/// Go's ServeMux does, and `307 Temporary Redirect` for every other method, which a
+/// user agent must repeat with the same method and body (RFC 9110 §15.4.8), where a 301
+/// lets it turn a POST into a GET (§15.4.2); Go 1.26 answers 307 for the same reason.
+pub(crate) fn redirect(mut res: Response<'_, Fresh>, method: &Method, location: HeaderValue) {
+    let status = if method == Method::GET || method == Method::HEAD {
+        StatusCode::MOVED_PERMANENTLY
+    } else {
+        StatusCode::TEMPORARY_REDIRECT
+    };
+    res.headers_mut().insert(http::header::LOCATION, location);
+    status_page(res, status)
 }

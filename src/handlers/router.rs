@@ -16,8 +16,33 @@
 //! with a method beats one without. When a path matches but no route takes the
 //! method, the answer is `405 Method Not Allowed` with an `Allow` header; when no path
 //! matches, `404` (or the fallback handler). A GET route answers HEAD too (the server
-//! drops the body). A request for `/docs` that only matches `/docs/` is redirected
-//! there with `301`, as Go does.
+//! drops the body).
+//!
+//! # How a request path is read
+//!
+//! The router, [`StripPrefix`] and the [`FileServer`](super::FileServer) read a path by
+//! one rule, Go 1.22 ServeMux's, so a route and a fallback file server never disagree
+//! about what a path names:
+//!
+//! 1. **Refused** with `400`: an invalid escape (`%zz`), or a segment that decodes to
+//!    `.` or `..`, also counting an encoded `/` as a separator (`/%2e%2e/x`,
+//!    `/files/a%2F..%2Fb`). So no captured value ever holds a `..` segment.
+//! 2. **Cleaned**: a path with an empty, `.` or `..` segment (`//private/x`,
+//!    `/./private/x`, `/a/../private/x`) is redirected to its clean form (`/private/x`;
+//!    Go's `cleanPath`: repeated slashes collapsed, dot segments resolved, never above
+//!    the root, a trailing slash kept) with the query kept: `301` for GET and HEAD, as
+//!    Go does, and `307` for other methods, which keeps the method and body (RFC 9110
+//!    §15.4.8; a 301 lets a user agent turn a POST into a GET, and Go 1.26 answers 307
+//!    for that reason). `CONNECT` is not cleaned, as in Go; its dot segments are
+//!    refused.
+//! 3. **Matched on decoded segments**: `/%70rivate/x` matches `/private/{p}` (with `p`
+//!    = `x`) without a redirect, and an encoded slash stays inside its segment
+//!    (`/items/a%2Fb` is one segment).
+//!
+//! A request for `/docs` that only matches `/docs/` is redirected there, with the same
+//! statuses. Every `Location` is relative (`docs/`) or a clean absolute path with `\`
+//! encoded, never `//host` or `/\host`: it stays on this origin, and under a prefix
+//! that a [`StripPrefix`] removed or [`nest`](RouterBuilder::nest) added.
 //!
 //! Routes that would match the same requests (`GET /a/{x}` and `GET /a/{y}`), or that
 //! the radix tree cannot order (a `{x}` and a `{rest...}` at the same position), are an
@@ -31,7 +56,10 @@ use std::fmt;
 use http::header::{self, HeaderValue};
 use http::{Method, StatusCode, Uri};
 
-use super::util::percent_decode;
+use super::util::{
+    canonical_segment, check_path, clean_location, clean_path, decode_value, is_clean, match_key,
+    percent_decode, slash_location,
+};
 use crate::server::{Handler, Request, Response};
 
 /// The values a route captured from the path, in the request's extensions; read them
@@ -155,7 +183,9 @@ impl fmt::Debug for RouterBuilder {
 }
 
 impl RouterBuilder {
-    /// Adds a route. The pattern is checked by [`build`](RouterBuilder::build).
+    /// Adds a route. The pattern is checked by [`build`](RouterBuilder::build): its
+    /// path must be clean (no empty, `.` or `..` segment but a trailing slash), and
+    /// its literal segments are percent-decoded, as request paths are.
     pub fn route<H: Handler>(mut self, pattern: &str, handler: H) -> Self {
         let (method, path) = match pattern.split_once(' ') {
             Some((m, p)) => (Method::from_bytes(m.as_bytes()).ok(), p.trim_start()),
@@ -301,6 +331,11 @@ fn parse_path(path: &str) -> Result<ParsedPath, &'static str> {
     if !path.starts_with('/') {
         return Err("the path must start with '/' (host patterns are not supported)");
     }
+    if !is_clean(path) {
+        // A request path that is not clean is redirected before matching, so such a
+        // pattern could never match.
+        return Err("the path must be clean: no empty, . or .. segments");
+    }
     let mut key = String::with_capacity(path.len() + 8);
     let mut names: Vec<String> = Vec::new();
     let mut empty_rest_key = None;
@@ -343,13 +378,22 @@ fn parse_path(path: &str) -> Result<ParsedPath, &'static str> {
             empty_rest_key = Some(key.clone());
             key.push_str("{*rest}");
             names.push(ANONYMOUS_REST.to_owned());
-        } else if seg.is_empty() && i == 0 {
+        } else if seg.is_empty() && i == 0 && last == 0 {
             // The pattern `/`: everything.
             empty_rest_key = Some("/".to_owned());
             key.push_str("{*rest}");
             names.push(ANONYMOUS_REST.to_owned());
         } else {
-            key.push_str(seg);
+            // A literal matches the decoded request segment: decode it the same way.
+            let decoded = percent_decode(seg.as_bytes())
+                .ok_or("a literal segment has an invalid percent-encoding")?;
+            if decoded
+                .split(|&b| b == b'/')
+                .any(|s| s == b"." || s == b"..")
+            {
+                return Err("a literal segment decodes to . or ..");
+            }
+            canonical_segment(&decoded, &mut key);
         }
     }
     Ok(ParsedPath {
@@ -416,6 +460,42 @@ impl Router {
         RouterBuilder::default()
     }
 
+    /// Reads `path` by the rule in the module docs and finds what answers it.
+    fn lookup(&self, method: &Method, path: &str, query: Option<&str>) -> Lookup<'_> {
+        if !path.starts_with('/') {
+            // `*` (OPTIONS) or an authority-form CONNECT target: no route has it.
+            return Lookup::NoPath;
+        }
+        if let Err(bad) = check_path(path) {
+            return Lookup::BadPath(bad.0);
+        }
+        if method == Method::CONNECT {
+            // Not cleaned, as in Go; dot segments are refused instead.
+            if path.split('/').any(|s| s == "." || s == "..") {
+                return Lookup::BadPath("a CONNECT path has dot segments");
+            }
+        } else if !is_clean(path) {
+            return match clean_location(&clean_path(path), query) {
+                Some(location) => Lookup::Redirect(location),
+                None => Lookup::BadPath("no safe Location for the clean path"),
+            };
+        }
+        let key = match_key(path);
+        match self.find(method, &key) {
+            Lookup::NoPath if !key.ends_with('/') => {
+                let with_slash = format!("{key}/");
+                if matches!(self.find(method, &with_slash), Lookup::Found(..)) {
+                    if let Some(location) = slash_location(path, query) {
+                        return Lookup::Redirect(location);
+                    }
+                }
+                Lookup::NoPath
+            }
+            other => other,
+        }
+    }
+
+    /// Looks up a key made by `match_key`.
     fn find(&self, method: &Method, path: &str) -> Lookup<'_> {
         let Ok(m) = self.tree.at(path) else {
             return Lookup::NoPath;
@@ -447,10 +527,7 @@ impl Router {
                         if name == ANONYMOUS_REST {
                             continue;
                         }
-                        let value = percent_decode(raw.as_bytes())
-                            .map(|v| String::from_utf8_lossy(&v).into_owned())
-                            .unwrap_or_else(|| raw.to_owned());
-                        pairs.push((name.clone(), value));
+                        pairs.push((name.clone(), decode_value(raw)));
                     }
                     Some(Params { pairs })
                 };
@@ -464,11 +541,14 @@ enum Lookup<'r> {
     Found(&'r dyn Handler, Option<Params>),
     NoMethod(Option<HeaderValue>),
     NoPath,
+    /// To the clean path, or from `/dir` to `dir/`.
+    Redirect(HeaderValue),
+    BadPath(&'static str),
 }
 
 impl Handler for Router {
     fn handle(&self, mut req: Request<'_>, mut res: Response<'_>) {
-        match self.find(req.method(), req.path()) {
+        match self.lookup(req.method(), req.path(), req.query()) {
             Lookup::Found(handler, params) => {
                 if let Some(params) = params {
                     req.extensions_mut().insert(params);
@@ -485,36 +565,25 @@ impl Handler for Router {
                     "405 method not allowed\n",
                 )
             }
-            Lookup::NoPath => {
-                if !req.path().ends_with('/') {
-                    let with_slash = format!("{}/", req.path());
-                    if matches!(self.find(req.method(), &with_slash), Lookup::Found(..)) {
-                        let location = match req.query() {
-                            Some(q) => format!("{with_slash}?{q}"),
-                            None => with_slash,
-                        };
-                        if let Ok(v) = HeaderValue::from_str(&location) {
-                            res.headers_mut().insert(header::LOCATION, v);
-                            return super::plain(
-                                res,
-                                StatusCode::MOVED_PERMANENTLY,
-                                "301 moved permanently\n",
-                            );
-                        }
-                    }
-                }
-                match &self.fallback {
-                    Some(fallback) => fallback.handle(req, res),
-                    None => super::plain(res, StatusCode::NOT_FOUND, "404 page not found\n"),
-                }
+            Lookup::Redirect(location) => super::redirect(res, req.method(), location),
+            Lookup::BadPath(why) => {
+                log::debug!("refused the request path {:?}: {why}", req.path());
+                super::status_page(res, StatusCode::BAD_REQUEST)
             }
+            Lookup::NoPath => match &self.fallback {
+                Some(fallback) => fallback.handle(req, res),
+                None => super::plain(res, StatusCode::NOT_FOUND, "404 page not found\n"),
+            },
         }
     }
 
     fn check_continue(&self, req: &Request<'_>) -> StatusCode {
-        match self.find(req.method(), req.path()) {
+        match self.lookup(req.method(), req.path(), req.query()) {
             Lookup::Found(handler, _) => handler.check_continue(req),
             Lookup::NoMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Lookup::BadPath(_) => StatusCode::BAD_REQUEST,
+            // `handle` sends the redirect without reading the body, so no 100 goes out.
+            Lookup::Redirect(_) => StatusCode::CONTINUE,
             Lookup::NoPath => match &self.fallback {
                 Some(fallback) => fallback.check_continue(req),
                 None => StatusCode::NOT_FOUND,
@@ -525,6 +594,13 @@ impl Handler for Router {
 
 /// Serves `inner` with `prefix` removed from the request path (like Go's
 /// `http.StripPrefix`); requests outside the prefix get 404.
+///
+/// The path is read as the [`Router`] reads it (see the [module docs](self)): an
+/// invalid escape or an encoded dot segment is a 400, a path that is not clean is
+/// redirected to its clean form before anything is stripped (so `inner` only sees clean
+/// paths, and needs no redirect of its own that would lose the prefix), and the prefix
+/// is compared with the decoded segments (`/st%61tic/a` is under `/static`). What
+/// `inner` sees is the rest of the path as it was sent.
 ///
 /// ```
 /// use spindle::handlers::{RequestExt, Router, StripPrefix};
@@ -537,31 +613,69 @@ impl Handler for Router {
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(TestRequest::get("/static/css/a.css").run(&router).text(), "/css/a.css");
+/// assert_eq!(TestRequest::get("/st%61tic/a%20b").run(&router).text(), "/a%20b");
 /// ```
 #[derive(Debug, Clone)]
 pub struct StripPrefix<H> {
-    prefix: String,
+    /// The prefix's segments, decoded.
+    segments: Vec<Vec<u8>>,
     inner: H,
 }
 
 impl<H: Handler> StripPrefix<H> {
     /// Strips `prefix` (a trailing `/` is ignored) before calling `inner`.
     pub fn new(prefix: &str, inner: H) -> Self {
-        StripPrefix {
-            prefix: prefix.trim_end_matches('/').to_owned(),
-            inner,
+        let segments = prefix
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode(s.as_bytes()).unwrap_or_else(|| s.as_bytes().to_vec()))
+            .collect();
+        StripPrefix { segments, inner }
+    }
+
+    /// The rest of `path` after the prefix (`""` or starting with `/`), when `path`'s
+    /// decoded segments start with the prefix's.
+    fn rest<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let mut at = 0; // `path[at..]` is `""` or starts with `/`
+        for want in &self.segments {
+            let seg_start = at + 1;
+            if seg_start > path.len() {
+                return None;
+            }
+            let seg_end = path[seg_start..]
+                .find('/')
+                .map_or(path.len(), |i| seg_start + i);
+            let seg = &path[seg_start..seg_end];
+            if percent_decode(seg.as_bytes()).as_deref() != Some(want.as_slice()) {
+                return None;
+            }
+            at = seg_end;
         }
+        Some(&path[at..])
     }
 }
 
 impl<H: Handler> Handler for StripPrefix<H> {
     fn handle(&self, mut req: Request<'_>, res: Response<'_>) {
-        let Some(rest) = req.path().strip_prefix(self.prefix.as_str()) else {
-            return super::plain(res, StatusCode::NOT_FOUND, "404 page not found\n");
-        };
-        if !(rest.is_empty() || rest.starts_with('/')) {
+        let path = req.path();
+        if !path.starts_with('/') {
             return super::plain(res, StatusCode::NOT_FOUND, "404 page not found\n");
         }
+        if let Err(bad) = check_path(path) {
+            log::debug!("refused the request path {path:?}: {}", bad.0);
+            return super::status_page(res, StatusCode::BAD_REQUEST);
+        }
+        if req.method() != Method::CONNECT && !is_clean(path) {
+            // Redirect here, where the whole path is known: `inner` could only name
+            // the path without the prefix.
+            return match clean_location(&clean_path(path), req.query()) {
+                Some(location) => super::redirect(res, req.method(), location),
+                None => super::status_page(res, StatusCode::BAD_REQUEST),
+            };
+        }
+        let Some(rest) = self.rest(path) else {
+            return super::plain(res, StatusCode::NOT_FOUND, "404 page not found\n");
+        };
         let mut target = String::with_capacity(rest.len() + 1);
         if rest.is_empty() {
             target.push('/');
@@ -574,7 +688,7 @@ impl<H: Handler> Handler for StripPrefix<H> {
         }
         match target.parse::<Uri>() {
             Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return super::plain(res, StatusCode::BAD_REQUEST, "400 bad request\n"),
+            Err(_) => return super::status_page(res, StatusCode::BAD_REQUEST),
         }
         self.inner.handle(req, res)
     }
@@ -611,8 +725,52 @@ mod tests {
             "/{x}/{x}",
             "/{1x}",
             "/{$}/a",
+            "//a",
+            "/a//b",
+            "/a/./b",
+            "/a/..",
+            "/a%zz",
+            "/%2e%2e/a",
         ] {
             assert!(parse_path(bad).is_err(), "{bad}");
         }
+        // Literals are decoded as request segments are.
+        assert_eq!(parse_path("/caf%C3%A9/%70").unwrap().key, "/café/p");
+        assert_eq!(parse_path("/a%2Fb").unwrap().key, "/a%2Fb");
+    }
+
+    #[test]
+    fn lookups_read_paths_by_the_rule() {
+        use crate::handlers::testing::TestRequest;
+        let ok = |_req: Request, res: Response| {
+            res.send(b"ok").ok();
+        };
+        let r = Router::builder()
+            .route("GET /caf%C3%A9/{x}", ok)
+            .route("/docs/", ok)
+            .build()
+            .unwrap();
+        assert_eq!(TestRequest::get("/caf%c3%a9/1").run(&r).text(), "ok");
+        let rec = TestRequest::put("/docs//x").run(&r);
+        assert_eq!(
+            (rec.status().as_u16(), rec.header("location")),
+            (307, Some("/docs/x"))
+        );
+        let rec = TestRequest::get("/docs").run(&r);
+        assert_eq!(
+            (rec.status().as_u16(), rec.header("location")),
+            (301, Some("docs/"))
+        );
+        assert_eq!(TestRequest::get("/docs/%2e%2e").run(&r).status(), 400);
+        assert_eq!(TestRequest::get("/%zz").run(&r).status(), 400);
+        // CONNECT is not cleaned, and its dot segments are refused.
+        let rec = TestRequest::new("CONNECT", "/docs//x").run(&r);
+        assert_eq!(rec.status(), 200);
+        assert_eq!(
+            TestRequest::new("CONNECT", "/docs/../x").run(&r).status(),
+            400
+        );
+        let rec = TestRequest::new("OPTIONS", "*").run(&r);
+        assert_eq!(rec.status(), 404);
     }
 }
