@@ -6,3 +6,4 @@ pub mod client;
 pub mod h1;
 pub mod h2;
 pub mod handlers;
+pub mod server;
