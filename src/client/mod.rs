@@ -23,7 +23,7 @@ pub mod body;
 pub mod conn;
 mod pool;
 mod proxy;
-mod redirect;
+pub(crate) mod redirect;
 mod response;
 mod stream;
 

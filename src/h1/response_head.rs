@@ -123,6 +123,13 @@ pub fn parse_response_head(
         heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
         &mut heap
     };
+    // Nothing past the limit is looked at: the outcome then depends only on the first
+    // `max_head_bytes + 1` bytes, whatever else has been read (a malformed byte past the
+    // limit is "too large", not "malformed", however the bytes arrived), and each
+    // attempt costs at most that much.
+    let buf = buf
+        .get(..limits.max_head_bytes.saturating_add(1))
+        .unwrap_or(buf);
     let mut res = httparse::Response::new(storage);
     // RFC 9112 §5.2: a user agent MUST replace each obs-fold with SP rather than refuse
     // the message; httparse then leaves the line breaks inside the value for us.
@@ -438,6 +445,24 @@ mod tests {
             .unwrap();
         assert_eq!(used, b"HTTP/1.1 200 OK\nContent-Length: 2\n\n".len());
         assert_eq!(head.headers["content-length"], "2");
+    }
+
+    #[test]
+    fn nothing_past_the_limit_is_read() {
+        let limits = ResponseLimits {
+            max_head_bytes: 32,
+            max_headers: 8,
+        };
+        // The NUL comes after the limit: the head is too large, however much was read.
+        let head = b"HTTP/1.1 200 OK\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaa\0\r\n\r\n";
+        for cut in 33..=head.len() {
+            assert_eq!(
+                parse_response_head(&head[..cut], &limits),
+                Err(ResponseHeadError::TooLarge),
+                "cut {cut}"
+            );
+        }
+        assert_eq!(parse_response_head(&head[..32], &limits), Ok(None));
     }
 
     #[test]
