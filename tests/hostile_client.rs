@@ -391,3 +391,65 @@ fn redirect_to_another_scheme_is_a_redirect_error() {
     let err = client().get(raw.url("/")).send().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Redirect, "{err}");
 }
+
+/// An HTTP/2 server (prior knowledge) that answers every request with `103 Early Hints`
+/// HEADERS frames until the stream or the connection goes away (at most 10 s).
+fn endless_h2_hints() -> std::net::SocketAddr {
+    use spindle::h2::proto::{Config, Connection, Event};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        stream
+            .set_read_timeout(Some(Duration::from_millis(2)))
+            .unwrap();
+        let started = Instant::now();
+        let mut conn = Connection::server(Config::default(), started);
+        let hints = spindle::http::Response::builder()
+            .status(103)
+            .header("link", "</style.css>; rel=preload")
+            .body(())
+            .unwrap();
+        let (mut pending, mut buf) = (Vec::new(), vec![0u8; 16 * 1024]);
+        let mut hinting = Vec::new();
+        while started.elapsed() < Duration::from_secs(10) && !conn.is_closed() {
+            match stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(_) => {}
+            }
+            let Ok(used) = conn.recv(&pending) else {
+                return;
+            };
+            pending.drain(..used);
+            while let Some(ev) = conn.poll_event() {
+                if let Event::Request { id, .. } = ev {
+                    hinting.push(id);
+                }
+            }
+            hinting.retain(|&id| (0..32).all(|_| conn.send_response(id, &hints, false).is_ok()));
+            if stream.write_all(&conn.take_output()).is_err() {
+                return;
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn endless_h2_interim_heads_fail_fast() {
+    let addr = endless_h2_hints();
+    let err = within(Duration::from_secs(8), move || {
+        Client::builder()
+            .env_proxy(false)
+            .http2_prior_knowledge()
+            .build()
+            .get(format!("http://{addr}/"))
+            .send()
+            .unwrap_err()
+    });
+    assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
+}

@@ -8,7 +8,7 @@ use http::header::{self, HeaderValue};
 use http::Method;
 
 use super::body::RecvBody;
-use super::shared::{wait_until, Shared, Slot, State};
+use super::shared::{wait_until, Shared, Slot, State, MAX_INTERIM};
 use crate::client::body::{Body, BodyKind};
 use crate::h2::proto::{SendError, StreamState};
 use crate::h2::{Reason, StreamId};
@@ -91,7 +91,8 @@ impl SendRequest {
     /// and authority become `:scheme` and `:authority` (a relative URI needs a `Host`
     /// header and is sent as `https`). A body of known length gets `content-length`;
     /// connection-specific fields (`connection`, `transfer-encoding`, ...) are not sent,
-    /// as HTTP/2 forbids them. Interim (1xx) responses are skipped.
+    /// as HTTP/2 forbids them. Interim (1xx) responses are skipped, up to 16; one more
+    /// cancels the stream and fails with [`ErrorKind::Limit`].
     ///
     /// At the server's concurrency limit this waits for a stream to end. A stream the
     /// server resets fails with [`ErrorKind::StreamReset`], a request cut by GOAWAY with
@@ -232,6 +233,15 @@ impl SendRequest {
             };
             if let Some(res) = slot.head.take() {
                 break res;
+            }
+            if slot.too_many_interim {
+                st.streams.remove(&id.value());
+                let st = shared.flush(st);
+                drop(shared.close_if_unused(st));
+                return Err(Failed::error(Error::new(
+                    ErrorKind::Limit,
+                    format!("more than {MAX_INTERIM} interim (1xx) responses"),
+                )));
             }
             if let Some((reason, remote)) = slot.reset {
                 let (error, unprocessed) = st.reset_error(reason, remote);

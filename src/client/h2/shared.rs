@@ -85,7 +85,16 @@ pub(crate) struct Slot {
     pub(crate) uploading: bool,
     /// Bytes whose window was given back on arrival, not yet read.
     pub(crate) prereleased: usize,
+    /// Interim (1xx) heads received before the final one.
+    pub(crate) interim: usize,
+    /// More than [`MAX_INTERIM`] interim heads came: the stream was cancelled, and the
+    /// request fails with [`ErrorKind::Limit`].
+    pub(crate) too_many_interim: bool,
 }
+
+/// The most interim (1xx) heads read before a final response, as over HTTP/1.1 by
+/// default: a server sending `103 Early Hints` forever must not hold the request.
+pub(crate) const MAX_INTERIM: usize = 16;
 
 /// How much of a response may be buffered while its request body is still being sent.
 pub(crate) const UPLOAD_READ_AHEAD: usize = 16 * 1024 * 1024;
@@ -104,6 +113,8 @@ impl Slot {
             capacity: false,
             uploading: false,
             prereleased: 0,
+            interim: 0,
+            too_many_interim: false,
         }
     }
 
@@ -358,6 +369,7 @@ impl State {
         let mut wake_openers = false;
         loop {
             let mut release = None;
+            let mut cancel = None;
             {
                 let Some(ev) = self.conn.poll_event() else {
                     break;
@@ -369,11 +381,19 @@ impl State {
                         end_stream,
                     } => {
                         if let Some(slot) = self.streams.get_mut(&id.value()) {
-                            // Interim (1xx) heads are skipped, as over HTTP/1.1.
+                            // Interim (1xx) heads are skipped, as over HTTP/1.1, up to
+                            // MAX_INTERIM of them (RFC 9110 §15.2 sets no bound; we do).
                             if !head.status().is_informational() {
                                 slot.head = Some(head);
                                 slot.end |= end_stream;
                                 slot.wake();
+                            } else if !slot.too_many_interim {
+                                slot.interim += 1;
+                                if slot.interim > MAX_INTERIM {
+                                    slot.too_many_interim = true;
+                                    cancel = Some(id);
+                                    slot.wake();
+                                }
                             }
                         }
                         wake_openers |= end_stream;
@@ -460,6 +480,13 @@ impl State {
             }
             if let Some((id, n)) = release {
                 self.conn.release_capacity(id, n);
+            }
+            if let Some(id) = cancel {
+                log::debug!(
+                    "h2 client: more than {MAX_INTERIM} interim heads on stream {}",
+                    id.value()
+                );
+                self.conn.reset(id, Reason::Cancel);
             }
         }
         if wake_openers && self.open_waiters > 0 {
