@@ -434,3 +434,28 @@ fn n_router_and_file_server_resolve_paths_alike() {
         );
     }
 }
+
+// ---- found by the fs_resolve fuzz target ----
+
+/// A segment longer than a file name can be (ENAMETOOLONG) was a 500: it names no
+/// file, so it is a 404, bare and under the router, over the wire as in-process.
+#[test]
+fn fuzz_fs_resolve_long_names_are_404_not_500() {
+    let t = tree("long-name");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let routed = TestServer::start(private_app(&t.root, calls)).unwrap();
+    let bare = TestServer::start(FileServer::new(&t.root).unwrap()).unwrap();
+    let long = "a".repeat(300);
+    for target in [
+        format!("/{long}"),
+        format!("/pub/{long}"),
+        format!("/pub/{long}/x"),
+        format!("/{}", "%C3%A9".repeat(150)),
+        format!("/{}", "b/".repeat(2100)),
+    ] {
+        for s in [&bare, &routed] {
+            let res = get(s, &target);
+            assert_eq!(res.status, 404, "{}...: {:?}", &target[..20], res.text());
+        }
+    }
+}

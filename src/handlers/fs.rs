@@ -156,12 +156,26 @@ fn os_name(name: Vec<u8>) -> Result<std::ffi::OsString, StatusCode> {
     Ok(name.into())
 }
 
+/// The answer for a failed file system call on a request path. A path that names no
+/// file is a 404 however the kernel says so: missing, a file used as a directory
+/// (ENOTDIR), a name or path too long to exist (ENAMETOOLONG, which a peer chooses by
+/// sending a long segment), or a symlink loop (ELOOP).
 fn status_of(err: &io::Error) -> StatusCode {
+    #[cfg(unix)]
+    let absent = matches!(
+        err.raw_os_error(),
+        Some(libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP)
+    );
+    #[cfg(not(unix))]
+    let absent = false;
     match err.kind() {
         io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
         io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
-        _ if err.raw_os_error() == Some(20) => StatusCode::NOT_FOUND, // ENOTDIR
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+        _ if absent => StatusCode::NOT_FOUND,
+        _ => {
+            log::warn!("file server: {err}");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 
@@ -226,7 +240,7 @@ impl Handler for FileServer {
 
 /// A parsed `Range` header against a file of some length.
 #[derive(Debug, PartialEq, Eq)]
-enum RangeSpec {
+pub(crate) enum RangeSpec {
     /// Serve the whole file (no range, or one we ignore).
     Whole,
     /// Serve bytes `start..=end`.
@@ -235,7 +249,7 @@ enum RangeSpec {
     Unsatisfiable,
 }
 
-fn parse_range(value: &[u8], len: u64) -> RangeSpec {
+pub(crate) fn parse_range(value: &[u8], len: u64) -> RangeSpec {
     let Ok(value) = std::str::from_utf8(value) else {
         return RangeSpec::Whole;
     };

@@ -42,13 +42,13 @@ use crate::server::{Fresh, Handler, Request, Response, Streaming, Upgraded};
 mod access_log;
 mod body_limit;
 mod catch_panic;
-mod compression;
+pub(crate) mod compression;
 mod concurrency;
 pub mod fs;
 mod request_id;
 pub mod router;
 pub mod testing;
-mod util;
+pub(crate) mod util;
 
 pub use crate::server::ResponseSink;
 pub use access_log::{AccessLog, AccessLogLayer, LogFormat};
