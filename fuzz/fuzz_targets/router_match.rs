@@ -32,6 +32,8 @@ const ROUTES: &[&str] = &[
     "GET /{$}",
     "DELETE /items/{id}/parts/{part}",
     "PUT /u/{name}/",
+    "POST /items/{id}",
+    "GET /items/new/edit",
 ];
 
 const FALLBACK: usize = usize::MAX;

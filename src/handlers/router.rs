@@ -12,8 +12,10 @@
 //! | `POST /items` | exactly `/items`, by POST |
 //!
 //! A wildcard is a whole path segment; its value is percent-decoded, so
-//! `/items/a%2Fb` gives `id` = `a/b`. Static segments beat wildcards, and a route
-//! with a method beats one without. When a path matches but no route takes the
+//! `/items/a%2Fb` gives `id` = `a/b`. Among the routes that take the request's method,
+//! static segments beat wildcards (so `GET /items/new` does not hide `POST
+//! /items/{id}` from a POST), and at the same path a route with the method beats one
+//! without. When a path matches but no route takes the
 //! method, the answer is `405 Method Not Allowed` with an `Allow` header; when no path
 //! matches, `404` (or the fallback handler). A GET route answers HEAD too (the server
 //! drops the body).
@@ -244,7 +246,6 @@ impl RouterBuilder {
                     slots.push(Slot {
                         key,
                         entries: Vec::new(),
-                        allow: None,
                     });
                     slots.len() - 1
                 });
@@ -274,25 +275,49 @@ impl RouterBuilder {
                 add(empty, true)?;
             }
         }
-        let mut tree = matchit::Router::new();
-        for (i, slot) in slots.iter().enumerate() {
-            if let Err(err) = tree.insert(slot.key.clone(), i) {
-                let pattern = slot.entries[0].pattern.clone();
-                let existing = match err {
-                    matchit::InsertError::Conflict { with } => keys
-                        .get(&with)
-                        .map(|&j| slots[j].entries[0].pattern.clone())
-                        .unwrap_or(with),
-                    other => other.to_string(),
-                };
-                return Err(RouteError::Conflict { pattern, existing });
+        // Every method a route names, in order, HEAD right after GET.
+        let mut methods: Vec<Method> = Vec::new();
+        for entry in slots.iter().flat_map(|s| &s.entries) {
+            if let Some(m) = &entry.method {
+                if !methods.contains(m) {
+                    methods.push(m.clone());
+                }
+                if m == Method::GET && !methods.contains(&Method::HEAD) {
+                    methods.push(Method::HEAD);
+                }
             }
         }
-        for slot in &mut slots {
-            slot.allow = allow_header(&slot.entries);
+        let tree_of = |take: &dyn Fn(&Entry) -> bool| -> Result<_, RouteError> {
+            let mut tree = matchit::Router::new();
+            for (i, slot) in slots.iter().enumerate() {
+                if !slot.entries.iter().any(take) {
+                    continue;
+                }
+                if let Err(err) = tree.insert(slot.key.clone(), i) {
+                    let pattern = slot.entries[0].pattern.clone();
+                    let existing = match err {
+                        matchit::InsertError::Conflict { with } => keys
+                            .get(&with)
+                            .map(|&j| slots[j].entries[0].pattern.clone())
+                            .unwrap_or(with),
+                        other => other.to_string(),
+                    };
+                    return Err(RouteError::Conflict { pattern, existing });
+                }
+            }
+            Ok(tree)
+        };
+        let all = tree_of(&|_| true)?;
+        let others = tree_of(&|e| e.method.is_none())?;
+        let mut by_method = Vec::with_capacity(methods.len());
+        for method in methods {
+            let tree = tree_of(&|e| takes(e, &method))?;
+            by_method.push((method, tree));
         }
         Ok(Router {
-            tree,
+            all,
+            by_method,
+            others,
             slots,
             handlers,
             fallback: self.fallback,
@@ -312,7 +337,6 @@ struct Entry {
 struct Slot {
     key: String,
     entries: Vec<Entry>,
-    allow: Option<HeaderValue>,
 }
 
 struct ParsedPath {
@@ -416,28 +440,25 @@ fn check_name(name: &str, seen: &[String]) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn allow_header(entries: &[Entry]) -> Option<HeaderValue> {
-    let mut methods: Vec<&str> = Vec::new();
-    for e in entries {
-        match &e.method {
-            Some(m) => {
-                if !methods.contains(&m.as_str()) {
-                    methods.push(m.as_str());
-                }
-                if m == Method::GET && !methods.contains(&"HEAD") {
-                    methods.push("HEAD");
-                }
-            }
-            None => return None,
-        }
+/// Whether a route entry answers `method`: its own, any (no method), or GET for HEAD.
+fn takes(entry: &Entry, method: &Method) -> bool {
+    match &entry.method {
+        None => true,
+        Some(m) => m == method || (*method == Method::HEAD && *m == Method::GET),
     }
-    HeaderValue::from_str(&methods.join(", ")).ok()
 }
 
 /// Dispatches requests to handlers by method and path; made by
 /// [`Router::builder`]. See the [module docs](self) for the pattern syntax.
 pub struct Router {
-    tree: matchit::Router<usize>,
+    /// Every path, to tell 405 from 404.
+    all: matchit::Router<usize>,
+    /// Per method a route names, the paths of the routes that take it, so the most
+    /// specific route *for the request's method* wins, as in Go (a `GET /items/new`
+    /// does not hide `POST /items/{id}` from a POST).
+    by_method: Vec<(Method, matchit::Router<usize>)>,
+    /// The paths of method-less routes, for the methods no route names.
+    others: matchit::Router<usize>,
     slots: Vec<Slot>,
     handlers: Vec<Box<dyn Handler>>,
     fallback: Option<Box<dyn Handler>>,
@@ -449,6 +470,10 @@ impl fmt::Debug for Router {
             .field(
                 "paths",
                 &self.slots.iter().map(|s| &s.key).collect::<Vec<_>>(),
+            )
+            .field(
+                "methods",
+                &self.by_method.iter().map(|(m, _)| m).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -497,8 +522,23 @@ impl Router {
 
     /// Looks up a key made by `match_key`.
     fn find(&self, method: &Method, path: &str) -> Lookup<'_> {
-        let Ok(m) = self.tree.at(path) else {
-            return Lookup::NoPath;
+        let tree = self
+            .by_method
+            .iter()
+            .find(|(m, _)| m == method)
+            .map_or(&self.others, |(_, t)| t);
+        let Ok(m) = tree.at(path) else {
+            if self.all.at(path).is_err() {
+                return Lookup::NoPath;
+            }
+            // 405: the methods whose routes do match the path (RFC 9110 §15.5.6).
+            let allow: Vec<&str> = self
+                .by_method
+                .iter()
+                .filter(|(_, t)| t.at(path).is_ok())
+                .map(|(m, _)| m.as_str())
+                .collect();
+            return Lookup::NoMethod(HeaderValue::from_str(&allow.join(", ")).ok());
         };
         let slot = &self.slots[*m.value];
         let pick = |want: &Method| {
@@ -514,7 +554,8 @@ impl Router {
             })
             .or_else(|| slot.entries.iter().find(|e| e.method.is_none()));
         match entry {
-            None => Lookup::NoMethod(slot.allow.clone()),
+            // The tree holds only slots with an entry that takes the method.
+            None => Lookup::NoMethod(None),
             Some(entry) => {
                 let params = if entry.names.iter().all(|n| n == ANONYMOUS_REST) {
                     None
@@ -737,6 +778,43 @@ mod tests {
         // Literals are decoded as request segments are.
         assert_eq!(parse_path("/caf%C3%A9/%70").unwrap().key, "/café/p");
         assert_eq!(parse_path("/a%2Fb").unwrap().key, "/a%2Fb");
+    }
+
+    #[test]
+    fn a_static_route_for_one_method_does_not_hide_a_wildcard_for_another() {
+        use crate::handlers::testing::TestRequest;
+        let named = |name: &'static str| {
+            move |_req: Request, res: Response| {
+                res.send(name.as_bytes()).ok();
+            }
+        };
+        // Go's ServeMux: the most specific pattern among those that match the method.
+        let r = Router::builder()
+            .route("GET /items/new", named("new"))
+            .route("POST /items/{id}", named("post"))
+            .route("/items/{id}/x", named("any-x"))
+            .route("DELETE /items/new/x", named("delete-x"))
+            .build()
+            .unwrap();
+        assert_eq!(TestRequest::get("/items/new").run(&r).text(), "new");
+        assert_eq!(TestRequest::head("/items/new").run(&r).status(), 200);
+        assert_eq!(TestRequest::post("/items/new").run(&r).text(), "post");
+        assert_eq!(TestRequest::post("/items/7").run(&r).text(), "post");
+        assert_eq!(TestRequest::get("/items/new/x").run(&r).text(), "any-x");
+        assert_eq!(
+            TestRequest::delete("/items/new/x").run(&r).text(),
+            "delete-x"
+        );
+        let rec = TestRequest::put("/items/new").run(&r);
+        assert_eq!(
+            (rec.status().as_u16(), rec.header("allow")),
+            (405, Some("GET, HEAD, POST"))
+        );
+        let rec = TestRequest::get("/items/7").run(&r);
+        assert_eq!(
+            (rec.status().as_u16(), rec.header("allow")),
+            (405, Some("POST"))
+        );
     }
 
     #[test]
