@@ -316,3 +316,30 @@ fn failed_request_body_with_a_fresh_answer() {
     assert_eq!(res.body_str(), "bad body");
     assert!(closes(&mut r.stream));
 }
+
+/// Found by the h1_exchange fuzzer: a client that pipelines a request, then the start
+/// of another, then shuts down its sending side (half-close) still gets the answer to
+/// the first; the partial head is not a reason to drop what was owed.
+#[test]
+fn half_close_mid_head_keeps_the_owed_answer() {
+    let server = serve(|mut req: Request, res: Response| {
+        let mut body = Vec::new();
+        req.read_to_end(&mut body).unwrap();
+        res.send(format!("got {}", body.len()).as_bytes()).unwrap();
+    });
+    // A body larger than the server's first read, so that reading the next head goes
+    // on reading (and finds the end of the stream) rather than waiting for readiness.
+    let mut bytes = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10000\r\n\r\n".to_vec();
+    bytes.extend_from_slice(&[b'x'; 10_000]);
+    bytes.extend_from_slice(b"GET /next HTTP/1.1\r\nHo");
+    for _ in 0..5 {
+        let mut stream = connect(server.local_addr());
+        send(&mut stream, &bytes);
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let out = read_to_close(&mut stream);
+        assert!(
+            out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\ngot 10000"),
+            "the answer to the complete request was lost: {out:?}"
+        );
+    }
+}

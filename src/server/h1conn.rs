@@ -153,6 +153,9 @@ impl H1Conn {
 pub(crate) enum Fate {
     /// The peer closed an idle connection.
     PeerClosed,
+    /// The peer stopped sending partway through a request head. It may still be
+    /// reading (a half-close), so the answers owed to earlier requests still go out.
+    TruncatedHead,
     /// Keep-alive was not wanted by one side.
     NotKeepAlive,
     /// No request arrived within the idle timeout.
@@ -1437,7 +1440,7 @@ fn read_head(
                     Fate::PeerClosed
                 } else {
                     log::debug!("connection closed mid-head");
-                    Fate::Io
+                    Fate::TruncatedHead
                 })
             }
             Ok(_) => {}
