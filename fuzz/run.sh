@@ -10,8 +10,12 @@ secs=${FUZZ_SECS:-20}
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 1; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list)
-cargo fuzz build
+if [ ${#targets[@]} -gt 0 ]; then
+  for t in "${targets[@]}"; do cargo fuzz build "$t"; done
+else
+  mapfile -t targets < <(cargo fuzz list)
+  cargo fuzz build
+fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 failed=()
@@ -21,7 +25,7 @@ for t in "${targets[@]}"; do
   if ! cargo fuzz run "$t" "$scratch/$t" "corpus/$t" -- \
       -max_total_time="$secs" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
       >"$scratch/$t.log" 2>&1; then
-    tail -n 60 "$scratch/$t.log"
+    grep -v "^\s*#[0-9]" "$scratch/$t.log" | tail -n 40 | cut -c1-300
     failed+=("$t")
   else
     grep -E '^stat::number_of_executed_units|Done [0-9]+ runs' "$scratch/$t.log" | tail -n 1

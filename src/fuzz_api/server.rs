@@ -63,6 +63,8 @@ impl Default for Settings {
 
 struct Peer<'a> {
     state: Mutex<PeerState<'a>>,
+    /// Called with the output so far whenever the server waits for the peer.
+    at_wait: &'a (dyn Fn(&[u8]) + Sync),
 }
 
 struct PeerState<'a> {
@@ -101,8 +103,12 @@ fn lock<'g, T>(m: &'g Mutex<T>) -> std::sync::MutexGuard<'g, T> {
 
 impl Transport for Peer<'_> {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // A blocking read waits through a pause: the next piece "arrives".
+        // A blocking read waits through a pause: the next piece "arrives" once the
+        // peer has seen what the server wrote so far.
         let mut st = lock(&self.state);
+        if st.pos < st.input.len() && st.pauses.binary_search(&st.pos).is_ok() {
+            (self.at_wait)(&st.output);
+        }
         let available = st.available();
         Ok(st.take(buf, available))
     }
@@ -148,9 +154,17 @@ impl Transport for Peer<'_> {
 
 /// Serves `input` as one HTTP/1 connection through `handler`, the way the engine drives
 /// a connection: `serve_ready` until it parks (at each pause in the input) or closes,
-/// then `finish`. `pauses` are offsets into `input` where a non-blocking read says
-/// "would block" once.
-pub fn serve<H: Handler>(input: &[u8], pauses: &[usize], handler: &H, settings: Settings) -> Run {
+/// then `finish`. `pauses` are offsets into `input` where the peer pauses: a
+/// non-blocking read says "would block" once, a blocking read waits. Each time the
+/// server would wait for the peer (it parks, or a blocking read reaches a pause),
+/// `at_wait` sees everything written so far: a peer may be waiting for it.
+pub fn serve<H: Handler>(
+    input: &[u8],
+    pauses: &[usize],
+    handler: &H,
+    settings: Settings,
+    at_wait: &(dyn Fn(&[u8]) + Sync),
+) -> Run {
     let mut pauses = pauses.to_vec();
     pauses.sort_unstable();
     let peer = Peer {
@@ -162,6 +176,7 @@ pub fn serve<H: Handler>(input: &[u8], pauses: &[usize], handler: &H, settings: 
             output: Vec::new(),
             shut_down: false,
         }),
+        at_wait,
     };
     let cfg = Config {
         limits: settings.limits,
@@ -189,6 +204,7 @@ pub fn serve<H: Handler>(input: &[u8], pauses: &[usize], handler: &H, settings: 
         ) {
             Next::Park(_) => {
                 let st = lock(&peer.state);
+                at_wait(&st.output);
                 let stuck = st.pos >= st.input.len() || rounds > input.len() + 2;
                 drop(st);
                 if stuck {
