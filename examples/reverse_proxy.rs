@@ -8,6 +8,10 @@
 //!   both ways; `X-Forwarded-For`, `X-Forwarded-Host` and `X-Forwarded-Proto` are added;
 //! - an upstream that cannot be reached or answers garbage gives 502, one that is too
 //!   slow gives 504;
+//! - framing is re-chosen on each hop from what the client read: an upstream answer with
+//!   both Content-Length and Transfer-Encoding reaches the client without its
+//!   Content-Length (RFC 9112 §6.3: an intermediary must remove it), and obs-folded
+//!   fields arrive unfolded (§5.2);
 //! - clients may speak HTTP/1.x or HTTP/2 with prior knowledge (h2c) to the proxy; the
 //!   upstream is always spoken to in HTTP/1.1. An HTTP/2 request body has no framing
 //!   of its own (DATA frames until END_STREAM, usually without `Content-Length`), so it

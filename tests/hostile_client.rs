@@ -4,7 +4,6 @@
 //! response as RFC 9112 says a user agent must.
 mod client_support;
 #[path = "../examples/reverse_proxy.rs"]
-#[allow(dead_code)]
 mod reverse_proxy;
 
 use std::io::{Read, Write};
