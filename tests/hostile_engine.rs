@@ -112,8 +112,8 @@ fn out_of_descriptors_on_accept() {
         "an open connection waited {slowest:?} for an answer"
     );
     assert!(
-        server.log().contains(" in the last second"),
-        "the log line carries a count"
+        server.log().contains(" more since the last such line"),
+        "a later line carries the count of those left out"
     );
 
     // Descriptors come back: the connections that waited in the backlog are served.
@@ -153,4 +153,49 @@ fn tool_on_path(name: &str) -> bool {
         eprintln!("\n!!!!! SKIPPED: `{name}` is not installed !!!!!\n");
     }
     found
+}
+
+/// A flood of malformed requests costs a few log lines a second (each later one with the
+/// count of those it stands for), and every one of them still gets its 400.
+#[test]
+fn bad_request_flood_is_logged_a_few_times_a_second() {
+    let server = ServerProcess::start(SERVER, &[("SPINDLE_ATTACK_THREADS", "8")]);
+    let started = Instant::now();
+    let mut answered = 0;
+    for _ in 0..400 {
+        let mut c = TcpStream::connect(server.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        if out.starts_with(b"HTTP/1.1 400 ") {
+            answered += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().ceil() as usize;
+    assert_eq!(answered, 400, "every malformed request gets its 400");
+    // The last line may still be due when the flood ends: wait for the next window.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut last = TcpStream::connect(server.addr).unwrap();
+    last.write_all(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let _ = last.read_to_end(&mut Vec::new());
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("bad request")).collect();
+    eprintln!(
+        "bad-request flood: 401 requests in {secs} s, {} log lines",
+        lines.len()
+    );
+    assert!(
+        lines.len() <= 10 * (secs + 2),
+        "{} lines for 401 bad requests in {secs} s",
+        lines.len()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" more since the last such line")),
+        "a line says how many were left out"
+    );
 }

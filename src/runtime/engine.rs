@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
 use super::listener::Listener;
-use super::log_limit::RateLimitedLog;
+use super::log_limit::{and_more, RateLimitedLog};
 use super::socket::{Socket, Stream};
 use super::sys::{self, Epoll, Readiness};
 use super::transport::Transport;
@@ -87,8 +87,6 @@ pub(crate) struct EngineCore {
     pub served_requests: AtomicU64,
     hook: Option<ConnHook>,
     epoch: Instant,
-    /// Accept failures (EMFILE and the like): a flood of connections repeats them.
-    accept_errors: RateLimitedLog,
 }
 
 /// One event loop: an epoll instance and the connections registered with it.
@@ -558,7 +556,6 @@ pub(crate) fn start<H: Handler>(
         served_requests: AtomicU64::new(0),
         hook,
         epoch: Instant::now(),
-        accept_errors: RateLimitedLog::new(Duration::from_secs(1)),
     });
     let engine = Arc::new(Engine {
         core: core.clone(),
@@ -1137,10 +1134,11 @@ impl<H: Handler> Engine<H> {
                     // to free descriptors).
                     lp.epoll.delete(core.listener_fd);
                     lock(&lp.state).accept_resume = Some(Instant::now() + ACCEPT_BACKOFF);
-                    core.accept_errors.hit(|n| {
+                    static ACCEPT_FAILED: RateLimitedLog = RateLimitedLog::new(1);
+                    ACCEPT_FAILED.hit(|n| {
                         log::warn!(
-                            "accept failed: {e} ({n} in the last second); \
-                             new connections wait in the backlog"
+                            "accept failed: {e}{}; new connections wait in the backlog",
+                            and_more(n)
                         )
                     });
                     return;
@@ -1150,10 +1148,14 @@ impl<H: Handler> Engine<H> {
                 continue;
             }
             if core.live_conns.load(Ordering::Acquire) >= core.config.max_connections {
-                log::warn!(
-                    "connection limit {} reached; refusing {peer:?}",
-                    core.config.max_connections
-                );
+                static REFUSED: RateLimitedLog = RateLimitedLog::new(1);
+                REFUSED.hit(|n| {
+                    log::warn!(
+                        "connection limit {} reached; refused {peer:?}{}",
+                        core.config.max_connections,
+                        and_more(n)
+                    )
+                });
                 reject_overloaded(stream);
                 continue;
             }
@@ -1325,7 +1327,10 @@ fn watchdog(core: &EngineCore) {
                 for _ in 0..1024 {
                     match listener.accept() {
                         Ok((stream, peer)) => {
-                            log::warn!("overloaded: answering {peer:?} with 503");
+                            static REJECTED: RateLimitedLog = RateLimitedLog::new(1);
+                            REJECTED.hit(|n| {
+                                log::warn!("overloaded: answered {peer:?} with 503{}", and_more(n))
+                            });
                             reject_overloaded(stream);
                         }
                         Err(_) => break,

@@ -21,6 +21,7 @@ use crate::h1::date::with_http_date;
 use crate::h1::encode::{write_decimal, write_header, write_headers, write_status_line};
 use crate::h1::framing::{write_chunk_size, BodyFraming, ChunkedDecoder};
 use crate::h1::head::{comma_tokens, parse_request_head, RequestHead};
+use crate::runtime::log_limit::{and_more, RateLimitedLog};
 use crate::runtime::transport::Transport;
 
 /// Body writes are gathered up to this many bytes before they go to the socket.
@@ -1092,7 +1093,8 @@ fn exchange<H: Handler + ?Sized>(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            log::error!("handler panicked: {message}");
+            static PANICS: RateLimitedLog = RateLimitedLog::new(5);
+            PANICS.hit(|n| log::error!("handler panicked: {message}{}", and_more(n)));
             true
         }
     };
@@ -1410,7 +1412,8 @@ fn read_head(
                         return Err(Fate::Http2Preface)
                     }
                     Err(err) => {
-                        log::debug!("bad request: {err}");
+                        static BAD_REQUESTS: RateLimitedLog = RateLimitedLog::new(10);
+                        BAD_REQUESTS.hit(|n| log::debug!("bad request: {err}{}", and_more(n)));
                         write_error(out, err.status(), err.reason());
                         return Err(Fate::BadRequest(err.status()));
                     }
