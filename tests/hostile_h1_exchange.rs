@@ -343,3 +343,29 @@ fn half_close_mid_head_keeps_the_owed_answer() {
         );
     }
 }
+
+/// d, wired into the server: a bare LF inside a CRLF head is refused by default and with
+/// `allow_lf_line_endings`; a head that uses LF alone is served only with the setting.
+#[test]
+fn lf_line_endings_setting() {
+    let mixed = b"GET / HTTP/1.1\r\nHost: a\r\nX: y\nTransfer-Encoding: chunked\r\n\r\n";
+    let lf_only = b"GET / HTTP/1.1\nHost: a\nConnection: close\n\n";
+    let strict = serve(hello);
+    for bytes in [&mixed[..], &lf_only[..]] {
+        let out = exchange(strict.local_addr(), bytes);
+        assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out:?}");
+    }
+    let lenient = serve_with(
+        spindle::server::Server::http("127.0.0.1:0")
+            .unwrap()
+            .allow_lf_line_endings(true),
+        hello,
+    );
+    let out = exchange(lenient.local_addr(), mixed);
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out:?}");
+    let out = exchange(lenient.local_addr(), lf_only);
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("Hello, World!"),
+        "{out:?}"
+    );
+}

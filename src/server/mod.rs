@@ -267,6 +267,21 @@ impl Server {
         self
     }
 
+    /// Accepts request heads whose lines end in a bare LF instead of CRLF (default off:
+    /// a bare LF anywhere in a head gets 400). RFC 9112 §2.2 lets a recipient accept
+    /// LF alone, but a server behind a front end that splits lines only on CRLF would
+    /// then see fields the front end did not (request smuggling), so only heads that
+    /// use LF throughout are accepted; a head that mixes the two is still refused.
+    ///
+    /// ```no_run
+    /// let server = spindle::server::Server::http("127.0.0.1:0")?.allow_lf_line_endings(true);
+    /// # Ok::<(), spindle::Error>(())
+    /// ```
+    pub fn allow_lf_line_endings(mut self, allow: bool) -> Self {
+        self.config.limits.allow_lf_line_endings = allow;
+        self
+    }
+
     /// How much of a request body the handler left unread is read and thrown away to
     /// keep the connection (default 256 KiB); beyond it the connection is closed.
     pub fn drain_limit(mut self, bytes: u64) -> Self {
