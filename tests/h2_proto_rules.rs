@@ -965,3 +965,81 @@ fn events_borrow_data_without_copies_per_frame() {
     assert!(ended);
     assert_eq!(got, body);
 }
+
+/// Found by the h2_conn_server fuzz target: two SETTINGS in flight, the first tightening
+/// a limit and the second loosening it again. Once both are acknowledged the peer may use
+/// the second's value (RFC 9113 §6.5.3: each takes effect in order), so that is the one in
+/// force; the first's ACK must not leave the stricter value behind.
+#[test]
+fn settings_in_flight_take_effect_in_order() {
+    // HEADER_TABLE_SIZE 256 then 4096: the client's encoder announces 256 then 4096
+    // (RFC 7541 §4.2, the smallest then the last) at the start of its next block.
+    let (mut s, mut c, _) = server();
+    s.send_settings(&[(SettingId::HeaderTableSize, 256)])
+        .unwrap();
+    s.send_settings(&[(SettingId::HeaderTableSize, 4096)])
+        .unwrap();
+    s.take_output();
+    c.enc.set_max_table_size(256);
+    c.enc.set_max_table_size(4096);
+    let b = c
+        .settings_ack()
+        .settings_ack()
+        .headers_with(1, "GET", "/", &[("x-table", "entry")], true)
+        .take();
+    let (fs, evs) = feed(&mut s, &b);
+    assert!(goaway_reason(&fs).is_none(), "{fs:?} {evs:?}");
+    assert!(
+        evs.iter().any(|e| matches!(e, E::Request { id: 1, .. })),
+        "{evs:?}"
+    );
+
+    // MAX_FRAME_SIZE 32768 acknowledged, then 16384 and 32768 again: a 20000-byte
+    // frame after both ACKs is within the limit.
+    let (mut s, mut c, _) = server();
+    s.send_settings(&[(SettingId::MaxFrameSize, 32_768)])
+        .unwrap();
+    feed(&mut s, &c.settings_ack().take());
+    s.send_settings(&[(SettingId::MaxFrameSize, 16_384)])
+        .unwrap();
+    s.send_settings(&[(SettingId::MaxFrameSize, 32_768)])
+        .unwrap();
+    s.take_output();
+    feed(&mut s, &c.settings_ack().settings_ack().take());
+    let (_, evs) = feed(&mut s, &c.headers(1, "/", false).take());
+    assert!(matches!(&evs[..], [E::Request { id: 1, .. }]), "{evs:?}");
+    s.grow_recv_window(StreamId::new(1), 1 << 20);
+    let (fs, _) = feed(&mut s, &c.data(1, &pattern(20_000, 1), true).take());
+    assert!(goaway_reason(&fs).is_none(), "{fs:?}");
+
+    // INITIAL_WINDOW_SIZE 0 then 65535: the peer's streams open with 65535 again.
+    let cfg = Config {
+        initial_stream_window: 65_535,
+        ..Config::default()
+    };
+    let (mut s, mut c, _) = server_with(cfg);
+    s.send_settings(&[(SettingId::InitialWindowSize, 0)])
+        .unwrap();
+    s.send_settings(&[(SettingId::InitialWindowSize, 65_535)])
+        .unwrap();
+    s.take_output();
+    feed(&mut s, &c.settings_ack().settings_ack().take());
+    let b = c
+        .headers(1, "/", false)
+        .data(1, &pattern(16_384, 2), false)
+        .data(1, &pattern(16_384, 3), false)
+        .data(1, &pattern(16_384, 4), false)
+        .data(1, &pattern(16_383, 5), true)
+        .take();
+    let (fs, evs) = feed(&mut s, &b);
+    assert!(goaway_reason(&fs).is_none(), "{fs:?}");
+    assert_eq!(rst_reason(&fs, 1), None, "{fs:?}");
+    let body: usize = evs
+        .iter()
+        .map(|e| match e {
+            E::Data { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(body, 65_535);
+}

@@ -201,7 +201,6 @@ mod tests {
             b"GET / HTTPS\r\n",
             b"GET / HTTP\r\n",
             b"\x16\x03\x01\x02\x00\x01\n",
-            b"\n",
             b" \n",
         ] {
             assert!(
@@ -231,6 +230,7 @@ mod tests {
             b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             b"INVALID CONNECTION PREFACE",
             b"",
+            b"\n",
             b"\r\n\r\n",
         ] {
             assert!(

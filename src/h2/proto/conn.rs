@@ -110,6 +110,10 @@ pub struct Connection {
     next_local_id: u32,
 
     local_pending: VecDeque<(Instant, Vec<(SettingId, u32)>)>,
+    /// Our INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE and HEADER_TABLE_SIZE as last acknowledged
+    /// (the RFC's initial values before any ACK).
+    acked_limits: [u32; 3],
+    /// The limits in force for what the peer sends (see `sync_local_limits`).
     local_init_window: u32,
     local_max_concurrent: u32,
     local_table_size: u32,
@@ -258,6 +262,7 @@ impl Connection {
             last_accepted: 0,
             next_local_id: if role == Role::Client { 1 } else { 2 },
             local_pending: VecDeque::new(),
+            acked_limits: [DEFAULT_WINDOW, DEFAULT_MAX_FRAME_SIZE, 4096],
             local_init_window: DEFAULT_WINDOW,
             local_max_concurrent: u32::MAX,
             local_table_size: 4096,
@@ -998,54 +1003,86 @@ impl Connection {
     fn write_settings(&mut self, values: Vec<(SettingId, u32)>) {
         Settings::encode_values(&values, &mut self.out);
         for &(id, v) in &values {
-            self.apply_local(id, v, false);
+            match id {
+                // Applied at once: streams over a lowered limit are refused with
+                // REFUSED_STREAM (safe to retry), and the header list size is advisory
+                // (RFC 9113 §6.5.2).
+                SettingId::MaxConcurrentStreams => self.local_max_concurrent = v,
+                SettingId::MaxHeaderListSize => self.hdec.set_max_header_list_size(v as usize),
+                _ => {}
+            }
         }
         self.local_pending.push_back((self.now, values));
+        self.sync_local_limits();
     }
 
-    fn apply_local(&mut self, id: SettingId, v: u32, acked: bool) {
-        match id {
-            SettingId::InitialWindowSize
-                if (v > self.local_init_window) != acked && v != self.local_init_window =>
-            {
-                let delta = i64::from(v) - i64::from(self.local_init_window);
-                for (&id, s) in self.streams.iter_mut() {
-                    if s.closed {
-                        continue;
-                    }
-                    s.recv_window += delta;
-                    if acked && delta < 0 && s.extra_window > 0 && s.recv_open {
-                        // A grown window keeps its size when the initial one shrinks:
-                        // the peer took the difference off, so it is given back.
-                        let inc = (-delta) as u32;
-                        s.extra_window = s.extra_window.saturating_add(inc);
-                        s.recv_window += i64::from(inc);
-                        WindowUpdate {
-                            stream_id: StreamId::new(id),
-                            increment: inc,
-                        }
-                        .encode(&mut self.out);
-                    }
+    /// The peer acknowledged our oldest SETTINGS in flight.
+    fn settings_acked(&mut self, values: Vec<(SettingId, u32)>) {
+        for (id, v) in values {
+            match id {
+                SettingId::InitialWindowSize => self.acked_limits[0] = v,
+                SettingId::MaxFrameSize => self.acked_limits[1] = v,
+                SettingId::HeaderTableSize => self.acked_limits[2] = v,
+                _ => {}
+            }
+        }
+        self.sync_local_limits();
+    }
+
+    /// Puts in force the limits on what the peer sends. The peer applies our SETTINGS in
+    /// order (RFC 9113 §6.5.3), so until it acknowledges the last one it may be working
+    /// under the values acknowledged last or under those of any frame in flight: what it
+    /// sends is judged by the most permissive of them. So a looser value takes effect at
+    /// once, a tighter one with the ACK of its frame, and a tighter value acknowledged
+    /// while a looser frame is still in flight waits for that frame's ACK too.
+    fn sync_local_limits(&mut self) {
+        let in_force = |which: SettingId, acked: u32| {
+            self.local_pending
+                .iter()
+                .flat_map(|(_, values)| values.iter())
+                .filter(|(id, _)| *id == which)
+                .fold(acked, |m, &(_, v)| m.max(v))
+        };
+        let window = in_force(SettingId::InitialWindowSize, self.acked_limits[0]);
+        let frame = in_force(SettingId::MaxFrameSize, self.acked_limits[1]);
+        let table = in_force(SettingId::HeaderTableSize, self.acked_limits[2]);
+        if window != self.local_init_window {
+            self.set_local_init_window(window);
+        }
+        if frame != self.decoder.max_frame_size() {
+            self.decoder.set_max_frame_size(frame);
+        }
+        if table != self.local_table_size {
+            self.hdec.set_max_table_size(table as usize);
+            self.local_table_size = table;
+        }
+    }
+
+    /// Changes the initial window of the streams the peer sends on (RFC 9113 §6.9.2).
+    fn set_local_init_window(&mut self, v: u32) {
+        let delta = i64::from(v) - i64::from(self.local_init_window);
+        for (&id, s) in self.streams.iter_mut() {
+            if s.closed {
+                continue;
+            }
+            s.recv_window += delta;
+            if delta < 0 && s.extra_window > 0 && s.recv_open {
+                // A grown window keeps its size when the initial one shrinks (which
+                // happens only with an ACK): the peer took the difference off, so it is
+                // given back.
+                let inc = (-delta) as u32;
+                s.extra_window = s.extra_window.saturating_add(inc);
+                s.recv_window += i64::from(inc);
+                WindowUpdate {
+                    stream_id: StreamId::new(id),
+                    increment: inc,
                 }
-                self.local_init_window = v;
-                if acked {
-                    self.flush_stream_updates();
-                }
+                .encode(&mut self.out);
             }
-            SettingId::MaxConcurrentStreams if !acked => self.local_max_concurrent = v,
-            SettingId::MaxFrameSize if (v > self.decoder.max_frame_size()) != acked => {
-                self.decoder.set_max_frame_size(v);
-            }
-            SettingId::HeaderTableSize
-                if (v > self.local_table_size) != acked && v != self.local_table_size =>
-            {
-                self.hdec.set_max_table_size(v as usize);
-                self.local_table_size = v;
-            }
-            SettingId::MaxHeaderListSize if !acked => {
-                self.hdec.set_max_header_list_size(v as usize)
-            }
-            _ => {}
+        }
+        self.local_init_window = v;
+        if delta < 0 {
+            self.flush_stream_updates();
         }
     }
 
@@ -1661,9 +1698,7 @@ impl Connection {
     fn on_settings(&mut self, s: Settings<'_>) -> Result<(), H2Error> {
         if s.is_ack() {
             if let Some((_, values)) = self.local_pending.pop_front() {
-                for (id, v) in values {
-                    self.apply_local(id, v, true);
-                }
+                self.settings_acked(values);
                 self.push_ev(Ev::SettingsAcked);
             }
             return Ok(());
@@ -1813,5 +1848,38 @@ fn clamp_setting(id: SettingId, v: u32) -> u32 {
         SettingId::MaxFrameSize => v.clamp(DEFAULT_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE),
         SettingId::EnablePush => v.min(1),
         _ => v,
+    }
+}
+
+#[cfg(fuzzing)]
+impl Connection {
+    /// The windows, stream table and buffer sizes, for `crate::fuzz_api::h2::snapshot`.
+    pub(crate) fn fuzz_snapshot(&self) -> crate::fuzz_api::h2::Snapshot {
+        use crate::fuzz_api::h2::{Snapshot, StreamSnapshot};
+        let mut streams: Vec<StreamSnapshot> = self
+            .streams
+            .iter()
+            .map(|(&id, s)| StreamSnapshot {
+                id,
+                send_window: s.send_window,
+                recv_window: s.recv_window,
+                unreleased: s.unreleased,
+                recv_open: s.recv_open,
+                send_open: s.send_open,
+                closed: s.closed,
+                local: s.local,
+            })
+            .collect();
+        streams.sort_unstable_by_key(|s| s.id);
+        Snapshot {
+            conn_send_window: self.conn_send_window,
+            conn_recv_window: self.conn_recv_window,
+            streams,
+            output_len: self.output_len(),
+            events: self.events.len(),
+            event_bytes: self.data_buf.len(),
+            active: (self.active_local, self.active_remote),
+            blocked: self.blocked.len(),
+        }
     }
 }
