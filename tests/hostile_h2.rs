@@ -671,3 +671,45 @@ fn the_rest_of_an_unread_body_is_drained_then_reset_with_no_error() {
     // Either way the connection serves the next request.
     still_serves(&mut c, &mut dec, 3);
 }
+
+// ------------------------------------------------ limits the server advertises
+
+#[test]
+fn a_head_within_the_advertised_list_size_is_served_whatever_its_block_size() {
+    // max_head_bytes is our SETTINGS_MAX_HEADER_LIST_SIZE: a client that stays within it
+    // must be answered, even when the HPACK block is above the 64 KiB default bound on
+    // one block (found by the h2_conn_server fuzz target: ENHANCE_YOUR_CALM instead).
+    let server = Server::http("127.0.0.1:0")
+        .unwrap()
+        .max_head_bytes(256 * 1024)
+        .handle(handler)
+        .unwrap();
+    let mut c = RawH2::handshake(server.local_addr(), &[]);
+    // Seven fields of 15 KiB (each within the decoder's 16 KiB bound on one string).
+    let big = "v".repeat(15 * 1024);
+    let names = ["x-a", "x-b", "x-c", "x-d", "x-e", "x-f", "x-g"];
+    let fields: Vec<(&str, &str)> = names.iter().map(|n| (*n, big.as_str())).collect();
+    let block = c.request_block("GET", "/", &fields);
+    assert!(block.len() > 64 * 1024, "{}", block.len());
+    let mut out = settings_ack();
+    let mut chunks = block.chunks(16_384).peekable();
+    let first = chunks.next().unwrap();
+    out.extend(frame(HEADERS, END_STREAM, 1, first));
+    while let Some(chunk) = chunks.next() {
+        let flags = if chunks.peek().is_none() {
+            END_HEADERS
+        } else {
+            0
+        };
+        out.extend(frame(CONTINUATION, flags, 1, chunk));
+    }
+    c.send(&out).unwrap();
+    let mut dec = Decoder::new();
+    let mut seen = Seen1::on(1);
+    read_until(&mut c, &mut dec, &mut seen, |s| {
+        s.ended() || s.goaway.is_some()
+    });
+    assert_eq!(seen.goaway, None, "{seen:?}");
+    assert_eq!(seen.field(0, ":status"), Some("200"), "{seen:?}");
+    assert_eq!(seen.data, b"hello");
+}

@@ -142,8 +142,15 @@ fn protocol_config(config: &Config) -> proto::Config {
         u64::from(defaults.max_concurrent_streams) * u64::from(WAITING_STREAM_WINDOW)
             <= u64::from(defaults.initial_connection_window) / 2
     );
+    let max_header_list_size = u32::try_from(config.max_head_bytes()).unwrap_or(u32::MAX);
     proto::Config {
-        max_header_list_size: u32::try_from(config.max_head_bytes()).unwrap_or(u32::MAX),
+        max_header_list_size,
+        // A client within the list size we advertise may send a compressed block about as
+        // large (literals cost less than the 32 bytes a field counts, RFC 9113 §6.5.2):
+        // the bound on one block must not refuse it with ENHANCE_YOUR_CALM first.
+        max_header_block_size: defaults
+            .max_header_block_size
+            .max(max_header_list_size as usize),
         initial_stream_window: WAITING_STREAM_WINDOW,
         ..defaults
     }
