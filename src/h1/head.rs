@@ -101,7 +101,9 @@ pub struct RequestHead {
     pub uri: Uri,
     /// HTTP/1.0 or HTTP/1.1 (a higher 1.x minor version is treated as 1.1, RFC 9110 §2.5).
     pub version: Version,
-    /// The header fields.
+    /// The header fields. When the target has an authority (absolute or authority
+    /// form), `Host` holds that authority, whatever the client sent in `Host`
+    /// (RFC 9112 §3.2.2), so `uri` and `Host` never name different hosts.
     pub headers: HeaderMap,
     /// How the body that follows the head is delimited.
     pub framing: BodyFraming,
@@ -114,7 +116,11 @@ pub struct RequestHead {
 /// Tries to parse a request head from the start of `buf`.
 ///
 /// Returns `Ok(None)` when more bytes are needed, or `Ok(Some((head, len)))` where `len`
-/// is the number of bytes the head took; body bytes start at `buf[len..]`.
+/// is the number of bytes the head took (up to [`MAX_LEADING_EMPTY_LINES`] empty lines
+/// before the request line included); body bytes start at `buf[len..]`. A head is
+/// never refused while it is still arriving if it would be accepted once complete, and
+/// what follows it does not change it. Each call parses `buf` from its start, in place
+/// (no copy of the buffer, no recursion), in time linear in `buf.len()`.
 ///
 /// ```
 /// use spindle::h1::head::{parse_request_head, HeadLimits};
