@@ -1043,3 +1043,31 @@ fn settings_in_flight_take_effect_in_order() {
         .sum();
     assert_eq!(body, 65_535);
 }
+
+/// Found by the h2_conn_server fuzz target: DATA after a 204 head (or on the answer to a
+/// HEAD request) went out, and the client reset the stream (RFC 9113 §8.1.1: such a
+/// response has no content). The state machine refuses the bytes; an empty END_STREAM or
+/// trailers still end the stream.
+#[test]
+fn no_body_bytes_on_answers_without_content() {
+    for (method, status) in [("HEAD", 200u16), ("GET", 204), ("GET", 304), ("HEAD", 404)] {
+        let (mut s, mut c, _) = server();
+        feed(&mut s, &c.headers_with(1, method, "/", &[], true).take());
+        let id = StreamId::new(1);
+        let res = http::Response::builder().status(status).body(()).unwrap();
+        s.send_response(id, &res, false).unwrap();
+        assert_eq!(
+            s.send_data(id, b"body", false),
+            Err(spindle::h2::proto::SendError::InvalidState),
+            "{method} {status}"
+        );
+        assert_eq!(s.send_capacity(id), 0, "{method} {status}");
+        assert_eq!(s.send_data(id, b"", true), Ok(0), "{method} {status}");
+        assert_eq!(s.stream_state(id), StreamState::Closed);
+    }
+    // A GET answered 200 sends its body as before.
+    let (mut s, mut c, _) = server();
+    feed(&mut s, &c.headers(1, "/", true).take());
+    s.send_response(StreamId::new(1), &res200(), false).unwrap();
+    assert_eq!(s.send_data(StreamId::new(1), b"body", true), Ok(4));
+}

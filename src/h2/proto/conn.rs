@@ -594,7 +594,7 @@ impl Connection {
     /// (the stream and connection windows and the output room), 0 for an unknown stream.
     pub fn send_capacity(&self, id: StreamId) -> usize {
         match self.streams.get(&id.value()) {
-            Some(s) if !s.closed && s.send_open => {
+            Some(s) if !s.closed && s.send_open && !s.no_content => {
                 let w = s.send_window.min(self.conn_send_window).max(0) as usize;
                 w.min(self.output_room())
             }
@@ -721,6 +721,9 @@ impl Connection {
         let s = self.streams.get_mut(&id.value()).expect("checked");
         if !informational {
             s.sent_head = true;
+            s.no_content = s.is_head
+                || head.status() == StatusCode::NO_CONTENT
+                || head.status() == StatusCode::NOT_MODIFIED;
         }
         self.hbuf.clear();
         headers::encode_response(&mut self.henc, head, &mut self.hbuf);
@@ -759,7 +762,8 @@ impl Connection {
     /// and returns how many bytes were taken. END_STREAM is set only when all of `data`
     /// was accepted. Fewer bytes than offered (possibly 0) mean the stream is blocked: an
     /// [`Event::Capacity`] for it follows when it may send again. An empty `data` with
-    /// `end_stream` always goes out.
+    /// `end_stream` always goes out. Bytes on a response without content (to a HEAD
+    /// request, 204, 304; RFC 9113 §8.1.1) are refused with [`SendError::InvalidState`].
     pub fn send_data(
         &mut self,
         id: StreamId,
@@ -776,7 +780,7 @@ impl Connection {
         if !s.send_open {
             return Err(SendError::StreamClosed);
         }
-        if !s.sent_head {
+        if !s.sent_head || (s.no_content && !data.is_empty()) {
             return Err(SendError::InvalidState);
         }
         let avail = s.send_window.min(conn_window).max(0) as usize;
@@ -1565,6 +1569,9 @@ impl Connection {
                 self.last_accepted = id;
                 let cl = parse_content_length(req.headers());
                 self.open_remote(id);
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.is_head = req.method() == Method::HEAD;
+                }
                 let bad = match cl {
                     Err(()) => true,
                     Ok(Some(n)) if end_stream && n != 0 => true,

@@ -57,8 +57,11 @@ pub(super) struct Stream {
     pub recv_head: bool,
     /// The final head was sent.
     pub sent_head: bool,
-    /// Client role: the request was HEAD (its response has no body).
+    /// The request was HEAD (its response has no content).
     pub is_head: bool,
+    /// The message we send has no content (RFC 9113 §8.1.1): an answer to HEAD, a 204 or
+    /// a 304. DATA with bytes is refused.
+    pub no_content: bool,
     /// In the blocked list, waiting for capacity.
     pub blocked: bool,
     /// Closed; kept until its unreleased bytes are released.
@@ -81,6 +84,7 @@ impl Stream {
             recv_head: false,
             sent_head: false,
             is_head: false,
+            no_content: false,
             blocked: false,
             closed: false,
         }
