@@ -1071,3 +1071,25 @@ fn no_body_bytes_on_answers_without_content() {
     s.send_response(StreamId::new(1), &res200(), false).unwrap();
     assert_eq!(s.send_data(StreamId::new(1), b"body", true), Ok(4));
 }
+
+/// Found by the h2_conn_server fuzz target: a stream window grown with WINDOW_UPDATE, then
+/// a SETTINGS_INITIAL_WINDOW_SIZE raise, took the window past 2^31-1; the peer must treat
+/// that as a connection error FLOW_CONTROL_ERROR (RFC 9113 §6.9.2). Such a SETTINGS is
+/// refused before anything is sent.
+#[test]
+fn an_initial_window_raise_that_overflows_a_grown_window_is_refused() {
+    let (mut s, mut c, _) = server();
+    feed(&mut s, &c.headers(1, "/", false).take());
+    let id = StreamId::new(1);
+    s.grow_recv_window(id, 0x7000_0000);
+    s.take_output();
+    assert_eq!(
+        s.send_settings(&[(SettingId::InitialWindowSize, 0x7fff_ffff)]),
+        Err(spindle::h2::proto::SendError::InvalidSetting)
+    );
+    assert!(s.take_output().is_empty(), "nothing sent");
+    // A raise that fits is sent.
+    s.send_settings(&[(SettingId::InitialWindowSize, 0x0fff_ffff)])
+        .unwrap();
+    assert!(!s.take_output().is_empty());
+}

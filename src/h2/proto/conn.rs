@@ -992,12 +992,27 @@ impl Connection {
     /// Change our settings mid-connection. Limits that loosen what the peer may do apply
     /// at once; limits that tighten apply when the peer acknowledges (RFC 9113 §6.5.3).
     /// Supported: HEADER_TABLE_SIZE, MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE,
-    /// MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE (others are sent as given).
+    /// MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE (others are sent as given). A value out of
+    /// range, or an INITIAL_WINDOW_SIZE raise that would take a stream's window past
+    /// 2^31-1 (RFC 9113 §6.9.2), is refused with [`SendError::InvalidSetting`].
     pub fn send_settings(&mut self, values: &[(SettingId, u32)]) -> Result<(), SendError> {
         self.check_usable()?;
         for &(id, v) in values {
             if clamp_setting(id, v) != v || (id == SettingId::EnablePush && v != 0) {
                 return Err(SendError::InvalidSetting);
+            }
+            if id == SettingId::InitialWindowSize && v > self.local_init_window {
+                // RFC 9113 §6.9.2: the peer must treat a window pushed past 2^31-1 by
+                // this change as a connection error; a stream grown with WINDOW_UPDATE
+                // could be.
+                let delta = i64::from(v) - i64::from(self.local_init_window);
+                let overflows = self
+                    .streams
+                    .values()
+                    .any(|s| !s.closed && s.recv_window + delta > i64::from(MAX_WINDOW_SIZE));
+                if overflows {
+                    return Err(SendError::InvalidSetting);
+                }
             }
         }
         self.write_settings(values.to_vec());
