@@ -1093,3 +1093,25 @@ fn an_initial_window_raise_that_overflows_a_grown_window_is_refused() {
         .unwrap();
     assert!(!s.take_output().is_empty());
 }
+
+/// Found by the h2_conn_server fuzz target: after our GOAWAY, a request in flight above its
+/// last-stream-id is ignored (RFC 9113 §6.8), but the trailers that ended it were a
+/// connection error PROTOCOL_ERROR; every frame of such a stream is ignored.
+#[test]
+fn frames_of_a_stream_above_our_goaway_are_all_ignored() {
+    let (mut s, mut c, _) = server();
+    feed(&mut s, &c.headers(1, "/", true).take());
+    s.goaway(Reason::NoError, b"");
+    s.take_output();
+    let b = c
+        .headers(3, "/up", false)
+        .data(3, b"body", false)
+        .trailers(3, &[("x-sum", "1")], true)
+        .headers(5, "/", true)
+        .take();
+    let (fs, evs) = feed(&mut s, &b);
+    assert!(fs.is_empty(), "{fs:?}");
+    assert!(evs.is_empty(), "{evs:?}");
+    // Stream 1, accepted before the GOAWAY, is still answered.
+    s.send_response(StreamId::new(1), &res200(), true).unwrap();
+}

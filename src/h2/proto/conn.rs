@@ -1480,10 +1480,12 @@ impl Connection {
             _ => {}
         }
         let peer = self.is_peer_id(id);
+        if peer && matches!(self.goaway_sent, Some(l) if id > l) {
+            // Above the last stream of our GOAWAY: never processed, so every block on it
+            // (a request, then its trailers) is decoded and dropped (RFC 9113 §6.8).
+            return Ok(HeadKind::Ignore);
+        }
         if peer && self.role == Role::Server && id > self.max_peer_id {
-            if matches!(self.goaway_sent, Some(l) if id > l) {
-                return Ok(HeadKind::Ignore);
-            }
             if self.active_remote >= self.local_max_concurrent {
                 return Ok(HeadKind::Refuse);
             }
