@@ -1115,3 +1115,20 @@ fn frames_of_a_stream_above_our_goaway_are_all_ignored() {
     // Stream 1, accepted before the GOAWAY, is still answered.
     s.send_response(StreamId::new(1), &res200(), true).unwrap();
 }
+
+/// Found by the h2_conn_server fuzz target: a request refused for its content-length came
+/// out as a Reset event for a stream the application never saw a Request for.
+#[test]
+fn a_request_malformed_by_its_length_is_reset_without_events() {
+    for (extra, end) in [
+        ([("content-length", "x")], false),
+        ([("content-length", "4")], true),
+    ] {
+        let (mut s, mut c, _) = server();
+        let (fs, evs) = feed(&mut s, &c.headers_with(1, "POST", "/", &extra, end).take());
+        assert_eq!(rst_reason(&fs, 1), Some(Reason::ProtocolError), "{fs:?}");
+        assert!(evs.is_empty(), "{evs:?}");
+        assert_eq!(s.active_streams(), 0);
+        assert_eq!(s.stream_state(StreamId::new(1)), StreamState::Closed);
+    }
+}

@@ -1584,26 +1584,22 @@ impl Connection {
             (HeadKind::NewRequest, HeadOut::Request(req)) => {
                 self.max_peer_id = id;
                 self.last_accepted = id;
-                let cl = parse_content_length(req.headers());
-                self.open_remote(id);
-                if let Some(s) = self.streams.get_mut(&id) {
-                    s.is_head = req.method() == Method::HEAD;
-                }
-                let bad = match cl {
-                    Err(()) => true,
-                    Ok(Some(n)) if end_stream && n != 0 => true,
-                    Ok(cl) => {
-                        if let Some(s) = self.streams.get_mut(&id) {
-                            s.content_length = cl;
-                        }
-                        false
-                    }
+                let cl = match parse_content_length(req.headers()) {
+                    Ok(Some(n)) if end_stream && n != 0 => Err(()),
+                    cl => cl,
                 };
-                if bad {
+                let Ok(cl) = cl else {
+                    // Malformed (RFC 9113 §8.1.1): reset before the stream is opened, so
+                    // the application hears of it neither as a request nor as a reset.
                     return self.stream_error(
                         id,
                         H2Error::stream(sid, Reason::ProtocolError, Violation::ContentLength),
                     );
+                };
+                self.open_remote(id);
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.is_head = req.method() == Method::HEAD;
+                    s.content_length = cl;
                 }
                 self.push_ev(Ev::Request(sid, req, end_stream));
                 if end_stream {
