@@ -1132,3 +1132,51 @@ fn a_request_malformed_by_its_length_is_reset_without_events() {
         assert_eq!(s.stream_state(StreamId::new(1)), StreamState::Closed);
     }
 }
+
+/// Found by the h2_conn_server fuzz target: after a smaller SETTINGS_INITIAL_WINDOW_SIZE
+/// took a stream's window below zero (RFC 9113 §6.9.2), an empty DATA frame that only
+/// carries END_STREAM was a FLOW_CONTROL_ERROR, although it consumes no window.
+#[test]
+fn an_empty_end_stream_is_accepted_with_a_negative_window() {
+    let cfg = Config {
+        initial_stream_window: 65_535,
+        ..Config::default()
+    };
+    let (mut s, mut c, _) = server_with(cfg);
+    let b = c
+        .headers(1, "/", false)
+        .data(1, &pattern(16_384, 1), false)
+        .data(1, &pattern(16_384, 2), false)
+        .take();
+    feed(&mut s, &b);
+    s.send_settings(&[(SettingId::InitialWindowSize, 0)])
+        .unwrap();
+    s.take_output();
+    feed(&mut s, &c.settings_ack().take());
+    let (fs, evs) = feed(&mut s, &c.data(1, b"", true).take());
+    assert_eq!(rst_reason(&fs, 1), None, "{fs:?}");
+    assert!(
+        evs.contains(&E::Data {
+            id: 1,
+            data: vec![],
+            end_stream: true
+        }),
+        "{evs:?}"
+    );
+    // A byte more than the window is still refused.
+    let (mut s, mut c, _) = server_with(Config {
+        initial_stream_window: 65_535,
+        ..Config::default()
+    });
+    feed(
+        &mut s,
+        &c.headers(1, "/", false)
+            .data(1, &pattern(16_384, 1), false)
+            .take(),
+    );
+    s.send_settings(&[(SettingId::InitialWindowSize, 0)])
+        .unwrap();
+    feed(&mut s, &c.settings_ack().take());
+    let (fs, _) = feed(&mut s, &c.data(1, b"x", true).take());
+    assert_eq!(rst_reason(&fs, 1), Some(Reason::FlowControlError), "{fs:?}");
+}

@@ -1424,7 +1424,9 @@ impl Connection {
                 Reason::ProtocolError,
                 Violation::UnexpectedFrame,
             ))
-        } else if flow_i > s.recv_window {
+        } else if flow_i > 0 && flow_i > s.recv_window {
+            // (An empty frame that only carries END_STREAM consumes nothing: accepted even
+            // when a smaller initial window left this one negative, §6.9.2.)
             Some(H2Error::stream(
                 sid,
                 Reason::FlowControlError,
