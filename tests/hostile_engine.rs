@@ -199,3 +199,57 @@ fn bad_request_flood_is_logged_a_few_times_a_second() {
         "a line says how many were left out"
     );
 }
+
+/// `max_connections`: connections beyond the bound are answered 503 and closed at once,
+/// the open ones keep being served, and room comes back as they close.
+#[test]
+fn connections_beyond_max_connections_get_503() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let listening = spindle::server::Server::http("127.0.0.1:0")
+        .unwrap()
+        .max_connections(8)
+        .handle_threads(
+            |_req: spindle::server::Request, res: spindle::server::Response| {
+                res.send(b"hello\n").unwrap();
+            },
+            4,
+        )
+        .unwrap();
+    let addr = listening.local_addr();
+    let mut open: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            keep_alive_get(&mut c);
+            c
+        })
+        .collect();
+    assert_eq!(listening.open_connections(), 8);
+    for _ in 0..20 {
+        let mut extra = TcpStream::connect(addr).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = extra.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+        let mut out = Vec::new();
+        let _ = extra.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "a connection beyond the bound got {text:?}"
+        );
+    }
+    for c in &mut open {
+        keep_alive_get(c);
+    }
+    drop(open.pop());
+    let until = Instant::now() + Duration::from_secs(5);
+    while listening.open_connections() > 7 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut again = TcpStream::connect(addr).unwrap();
+    again
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    keep_alive_get(&mut again);
+}
