@@ -82,6 +82,8 @@ pub struct Encoder {
     capacity: usize,
     /// The most this encoder will use, whatever the peer allows.
     preferred_max: usize,
+    /// The peer's SETTINGS_HEADER_TABLE_SIZE: the most it allows.
+    peer_max: usize,
     /// Size updates to announce at the start of the next block: (smallest, final).
     pending: Option<(usize, usize)>,
     huffman: HuffmanPolicy,
@@ -132,6 +134,7 @@ impl Encoder {
             size: 0,
             capacity: DEFAULT_TABLE_SIZE,
             preferred_max: DEFAULT_TABLE_SIZE,
+            peer_max: DEFAULT_TABLE_SIZE,
             pending: None,
             huffman: HuffmanPolicy::Shorter,
             policy: IndexPolicy::Default,
@@ -145,6 +148,7 @@ impl Encoder {
         Encoder {
             capacity: max,
             preferred_max: max,
+            peer_max: max,
             ..Encoder::new()
         }
     }
@@ -162,20 +166,30 @@ impl Encoder {
     /// The peer's SETTINGS_HEADER_TABLE_SIZE changed: use `min(max, preferred)` bytes from
     /// now on, announcing it at the start of the next block (RFC 7541 §4.2, §6.3).
     pub fn set_max_table_size(&mut self, max: usize) {
-        let new = max.min(self.preferred_max);
+        self.peer_max = max;
+        self.retarget(max.min(self.preferred_max));
+    }
+
+    /// Cap how much table this encoder uses whatever the peer allows (default 4096). A
+    /// cap below the size in use is announced at the start of the next block; never more
+    /// than the peer allows (RFC 7541 §6.3).
+    pub fn set_preferred_max_table_size(&mut self, max: usize) {
+        self.preferred_max = max;
+        let new = max.min(self.peer_max);
+        let target = self.pending.map_or(self.capacity, |(_, last)| last);
+        if new < target {
+            self.retarget(new);
+        }
+    }
+
+    /// Announce `new` as the table size at the next block, after the smallest size the
+    /// table went through meanwhile (RFC 7541 §4.2).
+    fn retarget(&mut self, new: usize) {
         let smallest = match self.pending {
             Some((s, _)) => s.min(new),
             None => new.min(self.capacity),
         };
         self.pending = Some((smallest, new));
-    }
-
-    /// Cap how much table this encoder uses whatever the peer allows (default 4096).
-    pub fn set_preferred_max_table_size(&mut self, max: usize) {
-        self.preferred_max = max;
-        if max < self.capacity {
-            self.set_max_table_size(max);
-        }
     }
 
     /// The current dynamic table size (RFC 7541 §4.1).

@@ -394,3 +394,30 @@ fn encoder_never_indexes_secrets_and_signals_size_updates() {
     );
     assert_eq!(out, [0x20, 0x3f, 0xe1, 0x1f, 0x82]);
 }
+
+/// Found by the hpack_roundtrip fuzz target: a preferred size set after the peer lowered
+/// its SETTINGS_HEADER_TABLE_SIZE was announced as if the peer allowed it, a size update
+/// above the peer's limit (RFC 7541 §6.3: COMPRESSION_ERROR at the decoder).
+#[test]
+fn a_preferred_size_never_exceeds_what_the_peer_allows() {
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new();
+    enc.set_max_table_size(256);
+    dec.set_max_table_size(256);
+    enc.set_preferred_max_table_size(1504);
+    let mut out = Vec::new();
+    enc.encode(std::iter::empty(), &mut out);
+    // One update, to 256 (0x3f 0xe1 0x01).
+    assert_eq!(out, [0x3f, 0xe1, 0x01]);
+    assert!(dec.decode_to_vec(&out).unwrap().is_empty());
+    // A smaller preference applies; a larger one never goes past the peer's limit.
+    enc.set_preferred_max_table_size(100);
+    let mut out = Vec::new();
+    enc.encode(std::iter::empty(), &mut out);
+    assert_eq!(out, [0x3f, 0x45]);
+    enc.set_max_table_size(4096);
+    let mut out = Vec::new();
+    enc.encode(std::iter::empty(), &mut out);
+    assert_eq!(out, [0x3f, 0x45], "still the preferred 100");
+    assert!(dec.decode_to_vec(&out).is_ok());
+}
