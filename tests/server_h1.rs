@@ -422,7 +422,9 @@ fn bad_input_gets_the_rfc_status_and_close() {
         (b"GET / HTTP/1.1\r\n\r\n", 400),                               // no Host
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),         // two Hosts
         (b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),                  // invalid Host
-        (b"GARBAGE\r\n\r\n", 400),                                      // malformed line
+        // A malformed line (one naming no HTTP version gets HTTP/2's GOAWAY instead,
+        // h2::preface::answer_with_goaway; tests/hostile_h2.rs).
+        (b"GARBAGE HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400),     // bad field name
         (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", 400), // obs-fold
         (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x07b\r\n\r\n", 400),       // control char
