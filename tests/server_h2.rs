@@ -437,6 +437,81 @@ fn upgrade_h2c_on_the_wire() {
     assert_eq!(String::from_utf8_lossy(&body), "HTTP/2.0 /wire\n");
 }
 
+/// After `101 Switching Protocols` the answer to the upgraded request waits for the
+/// client's preface: a client that has not switched yet (curl 7.88 keeps at most 32 KiB
+/// behind the 101 before it has) must not be sent the body of stream 1. The server's
+/// SETTINGS may come at once; HEADERS and DATA only after the preface.
+#[test]
+fn upgrade_h2c_answer_waits_for_the_client_preface() {
+    use spindle::h2::frame::{Decoded, Frame, FrameDecoder, Settings};
+    let server = serve(echo);
+    let mut conn = connect(server.local_addr());
+    let body = vec![b'u'; 100_000];
+    let mut bytes = format!(
+        "POST /wait HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&body);
+    conn.write_all(&bytes).unwrap();
+    // Everything the server sends before we switch.
+    conn.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n @ 1..) = conn.read(&mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .unwrap_or_else(|| panic!("no 101: {:?}", String::from_utf8_lossy(&got)));
+    assert!(got.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+    let decoder = FrameDecoder::new();
+    let mut rest = &got[head_end..];
+    while let Ok(Decoded::Frame { frame, consumed }) = decoder.decode(rest) {
+        // Its SETTINGS and connection window; nothing on stream 1 yet.
+        let connection_level = match &frame {
+            Frame::Settings(_) => true,
+            Frame::WindowUpdate(w) => w.stream_id.value() == 0,
+            _ => false,
+        };
+        assert!(
+            connection_level,
+            "before the preface the server sent {frame:?}"
+        );
+        rest = &rest[consumed..];
+    }
+    assert!(rest.is_empty(), "{} bytes of a partial frame", rest.len());
+    // Now the client switches, and the answer follows.
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    Settings::encode_values(&[], &mut preface);
+    // SETTINGS ACK, and the connection window opened for the whole echo.
+    preface.extend_from_slice(&[0, 0, 0, 4, 1, 0, 0, 0, 0]);
+    preface.extend_from_slice(&[0, 0, 4, 8, 0, 0, 0, 0, 0]);
+    preface.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    conn.write_all(&preface).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut frames = Vec::new();
+    let mut echoed = 0;
+    while echoed < body.len() {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {echoed} bytes");
+        frames.extend_from_slice(&buf[..n]);
+        while let Ok(Decoded::Frame { frame, consumed }) = decoder.decode(&frames) {
+            if let Frame::Data(d) = &frame {
+                assert_eq!(d.stream_id.value(), 1);
+                echoed += d.data.len();
+            }
+            frames.drain(..consumed);
+        }
+    }
+    assert_eq!(echoed, body.len());
+}
+
 #[test]
 fn server_settings_apply_over_http2_date_head_limit_and_expect_continue() {
     if !tool_available("curl") {

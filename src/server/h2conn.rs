@@ -280,21 +280,13 @@ pub(crate) fn drive(
         let _ = write_out(&mut st.conn, socket);
         return close(&shared, st);
     }
-    if let Some((head, body)) = d.upgraded.take() {
-        st.streams.insert(
-            1,
-            StreamBuf {
-                end: true,
-                ..StreamBuf::default()
-            },
-        );
-        let new = NewStream {
-            id: StreamId::new(1),
-            head,
-            end_stream: body.is_empty(),
-            upgrade_body: body,
-        };
-        d.add_stream(&mut st.waiting, new);
+    if d.upgraded.is_some() {
+        // Stream 1 is open from the 101 on (RFC 7540 §3.2): frames the client sends on
+        // it before its handler starts are recorded.
+        st.streams.entry(1).or_insert_with(|| StreamBuf {
+            end: true,
+            ..StreamBuf::default()
+        });
     }
     if core.stopping.load(Ordering::Acquire) && !d.going_away {
         d.going_away = true;
@@ -362,6 +354,19 @@ pub(crate) fn drive(
         if !progress {
             break;
         }
+    }
+    // The upgraded request (stream 1) runs once the client has switched, that is once its
+    // preface has been read above: curl, for one, cannot take much of the answer before
+    // it has (RFC 7540 §3.2: the client sends the preface after the 101).
+    let switched = st.conn.client_preface_received();
+    if let Some((head, body)) = d.upgraded.take_if(|_| switched) {
+        let new = NewStream {
+            id: StreamId::new(1),
+            head,
+            end_stream: body.is_empty(),
+            upgrade_body: body,
+        };
+        d.add_stream(&mut st.waiting, new);
     }
     d.runnable = !st.waiting.is_empty() && st.running < handlers_per_connection(core);
     if d.read_closed {

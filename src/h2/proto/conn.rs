@@ -538,6 +538,14 @@ impl Connection {
         self.output_len() > 0
     }
 
+    /// Server role: the client's connection preface (the 24-byte magic) has arrived.
+    /// After an `Upgrade: h2c`, a server may hold its answer to stream 1 until then:
+    /// some clients (curl 7.88) can take only so many bytes behind the 101 before they
+    /// have switched to HTTP/2, which they do before sending the preface.
+    pub fn client_preface_received(&self) -> bool {
+        self.role == Role::Server && self.magic_seen == CLIENT_MAGIC.len()
+    }
+
     /// False while input should not be read: the output buffer or the DATA held in
     /// unpolled events is over [`Config::max_output_buffer`] (a peer that does not read
     /// what it asks for), or the connection is closed.
