@@ -66,58 +66,60 @@ fn answer_does_not_wait_for_an_unread_body() {
     assert_eq!(res.body_str(), "Hello, World!");
 }
 
+/// Writes "abc", then reads the whole body and echoes it: a client that waits for the
+/// first bytes before it sends the body must get them.
+fn prefix_then_echo(mut req: Request, res: Response) {
+    let mut res = res.start().unwrap();
+    res.write_all(b"abc").unwrap();
+    let mut body = Vec::new();
+    req.read_to_end(&mut body).unwrap();
+    res.write_all(&body).unwrap();
+}
+
+/// Sends `head`, expects the "abc" chunk before any body byte is sent, then sends
+/// `body` and expects it echoed as the last chunk.
+fn prefix_arrives_before_the_body(head: &[u8], body: &[u8], check_head: impl Fn(&str)) {
+    let server = serve(prefix_then_echo);
+    let mut stream = connect(server.local_addr());
+    send(&mut stream, head);
+    let got = read_for(&mut stream, Duration::from_secs(3), b"abc\r\n");
+    let got = String::from_utf8_lossy(&got).into_owned();
+    check_head(&got);
+    assert!(
+        got.ends_with("\r\n\r\n3\r\nabc\r\n"),
+        "the first chunk waited for the body: {got:?}"
+    );
+    send(&mut stream, body);
+    let rest = read_for(&mut stream, Duration::from_secs(3), b"0\r\n\r\n");
+    let mut expect = format!("{:x}\r\n", body.len()).into_bytes();
+    expect.extend_from_slice(body);
+    expect.extend_from_slice(b"\r\n0\r\n\r\n");
+    assert_eq!(rest, expect);
+}
+
 /// b: what a streaming handler wrote goes out before the handler waits for body bytes
 /// (the client may be waiting for it before it sends more).
 #[test]
 fn written_bytes_go_out_before_a_body_read_blocks() {
-    let server = serve(|mut req: Request, res: Response| {
-        let mut res = res.start().unwrap();
-        res.write_all(b"abc").unwrap();
-        let mut body = Vec::new();
-        req.read_to_end(&mut body).unwrap();
-        res.write_all(&body).unwrap();
-    });
-    let mut stream = connect(server.local_addr());
-    send(
-        &mut stream,
+    prefix_arrives_before_the_body(
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+        b"hello",
+        |got| assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got:?}"),
     );
-    let got = read_for(&mut stream, Duration::from_secs(3), b"abc\r\n");
-    let got = String::from_utf8_lossy(&got).into_owned();
-    assert!(
-        got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("\r\n\r\n3\r\nabc\r\n"),
-        "the first chunk waited for the body: {got:?}"
-    );
-    send(&mut stream, b"hello");
-    let rest = read_for(&mut stream, Duration::from_secs(3), b"0\r\n\r\n");
-    assert_eq!(rest, b"5\r\nhello\r\n0\r\n\r\n");
 }
 
 /// b: the same with `Expect: 100-continue`: the 100 and the bytes written before the
 /// read both reach the client before it has to send anything.
 #[test]
 fn interim_and_early_bytes_go_out_before_a_continue_read() {
-    let server = serve(|mut req: Request, res: Response| {
-        let mut res = res.start().unwrap();
-        res.write_all(b"abc").unwrap();
-        let mut body = Vec::new();
-        req.read_to_end(&mut body).unwrap();
-        res.write_all(&body).unwrap();
-    });
-    let mut stream = connect(server.local_addr());
-    send(
-        &mut stream,
+    prefix_arrives_before_the_body(
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+        b"hi",
+        // RFC 9110 §10.1.1: a server that starts its final answer before reading the
+        // body need not send 100 at all; either way the client must see the bytes
+        // written so far.
+        |got| assert!(got.contains("HTTP/1.1 200 OK\r\n"), "{got:?}"),
     );
-    let got = read_for(&mut stream, Duration::from_secs(3), b"abc\r\n");
-    let got = String::from_utf8_lossy(&got).into_owned();
-    // RFC 9110 §10.1.1: a server that starts its final answer before reading the body
-    // need not send 100 at all; either way the client must see the bytes written so far.
-    assert!(got.contains("HTTP/1.1 200 OK\r\n"), "{got:?}");
-    assert!(got.ends_with("3\r\nabc\r\n"), "{got:?}");
-    send(&mut stream, b"hi");
-    let rest = read_for(&mut stream, Duration::from_secs(3), b"0\r\n\r\n");
-    assert_eq!(rest, b"2\r\nhi\r\n0\r\n\r\n");
 }
 
 fn pipelined_then_failing(fail: fn(Response)) -> String {

@@ -390,23 +390,43 @@ fn skip_empty_lines(buf: &[u8], limits: &HeadLimits) -> Result<Option<usize>, He
     }
 }
 
+/// Which line endings a message head uses. One that mixes CRLF and a bare LF is read
+/// differently by recipients that split lines on LF and those that split on CRLF: the
+/// smuggling vector RFC 9112 §2.2 warns about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LineEnds {
+    /// Some line ends in CRLF.
+    pub crlf: bool,
+    /// Some line ends in an LF without CR.
+    pub bare_lf: bool,
+}
+
+impl LineEnds {
+    pub(crate) fn of(head: &[u8]) -> LineEnds {
+        let mut ends = LineEnds {
+            crlf: false,
+            bare_lf: false,
+        };
+        let mut prev = 0u8;
+        for &b in head {
+            if b == b'\n' {
+                if prev == b'\r' {
+                    ends.crlf = true;
+                } else {
+                    ends.bare_lf = true;
+                }
+            }
+            prev = b;
+        }
+        ends
+    }
+}
+
 /// Every line of `head` must end in CRLF; with
 /// [`allow_lf_line_endings`](HeadLimits::allow_lf_line_endings), every line may instead
 /// end in a bare LF, but one head may not mix the two (see that setting for why).
 fn check_line_endings(head: &[u8], limits: &HeadLimits) -> Result<(), HeadError> {
-    let mut crlf = false;
-    let mut bare_lf = false;
-    let mut prev = 0u8;
-    for &b in head {
-        if b == b'\n' {
-            if prev == b'\r' {
-                crlf = true;
-            } else {
-                bare_lf = true;
-            }
-        }
-        prev = b;
-    }
+    let LineEnds { crlf, bare_lf } = LineEnds::of(head);
     if bare_lf && (crlf || !limits.allow_lf_line_endings) {
         return Err(HeadError::BadRequest("bare LF in request head"));
     }

@@ -4,7 +4,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use super::framing::{content_length, BodyFraming};
-use super::head::{comma_tokens, trim_ows};
+use super::head::{comma_tokens, trim_ows, LineEnds};
 
 /// Bounds applied while parsing a response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,20 +227,8 @@ fn field_is_folded(buf: &[u8], used: usize, fields: &[httparse::Header<'_>], i: 
 
 /// True when `head` ends some lines with CRLF and others with a lone LF.
 fn mixes_line_ends(head: &[u8]) -> bool {
-    let mut crlf = false;
-    let mut bare = false;
-    let mut prev = 0u8;
-    for &b in head {
-        if b == b'\n' {
-            if prev == b'\r' {
-                crlf = true;
-            } else {
-                bare = true;
-            }
-        }
-        prev = b;
-    }
-    crlf && bare
+    let ends = LineEnds::of(head);
+    ends.crlf && ends.bare_lf
 }
 
 /// Replaces each obs-fold (`OWS CRLF RWS`, or with a lone LF) in a field value with one
