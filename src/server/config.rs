@@ -1,5 +1,5 @@
 //! Server settings, with defaults chosen for a service on the open internet.
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::h1::head::HeadLimits;
 
@@ -12,12 +12,78 @@ pub(crate) struct Config {
     pub write_timeout: Option<Duration>,
     pub limits: HeadLimits,
     pub drain_limit: u64,
+    /// Request body bytes the event loop reads before the handler runs (0: none).
+    pub body_buffer: usize,
+    /// The slowest a request body may arrive, once the handler streams it or the loop
+    /// waits for it.
+    pub min_body_rate: Option<MinRate>,
+    /// The longest a whole request body may take, from the end of its head.
+    pub body_timeout: Option<Duration>,
+    /// Response bytes a connection may hold that the socket did not take yet: the loop
+    /// writes them out after the handler returns; a handler that writes more waits.
+    pub write_buffer: usize,
+    /// The slowest a client may take a response the handler waits to write.
+    pub min_write_rate: Option<MinRate>,
     pub max_connections: usize,
     pub overload: Overload,
     /// HTTPS: the TLS configuration every accepted connection is wrapped in.
     pub tls: Option<crate::tls::Acceptor>,
     /// How long a TLS handshake may take, from accept to its last message.
     pub tls_handshake_timeout: Duration,
+}
+
+/// A minimum data rate, as Apache's `mod_reqtimeout` `MinRate` and nginx's body timeouts
+/// enforce it: a transfer may lag behind `bytes_per_second` by at most `window`. Each
+/// byte that arrives (or leaves) buys `1 / bytes_per_second` more time, so a peer that
+/// trickles one byte every few seconds is cut once its slack is spent, while a burst
+/// followed by a pause is fine.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle::server::MinRate;
+/// let rate = MinRate::new(1000, Duration::from_secs(5));
+/// assert_eq!(rate.bytes_per_second(), 1000);
+/// assert_eq!(rate.window(), Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    bytes_per_second: u64,
+    window: Duration,
+}
+
+impl MinRate {
+    /// The default for request bodies and for responses a handler waits to write:
+    /// 500 bytes a second, with 10 s of slack (Apache's `MinRate=500`, and its initial
+    /// 10 s for heads).
+    pub const DEFAULT: MinRate = MinRate {
+        bytes_per_second: 500,
+        window: Duration::from_secs(10),
+    };
+
+    /// At least `bytes_per_second` on average (at least 1), lagging by at most `window`.
+    pub fn new(bytes_per_second: u64, window: Duration) -> MinRate {
+        MinRate {
+            bytes_per_second: bytes_per_second.max(1),
+            window,
+        }
+    }
+
+    /// The average rate required.
+    pub fn bytes_per_second(&self) -> u64 {
+        self.bytes_per_second
+    }
+
+    /// How far behind that rate a transfer may fall.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// When the next byte is due for a transfer that began at `started` and has moved
+    /// `transferred` bytes: `started + window + transferred / rate`.
+    pub fn deadline(&self, started: Instant, transferred: u64) -> Instant {
+        let earned = Duration::from_secs_f64(transferred as f64 / self.bytes_per_second as f64);
+        started + self.window + earned.min(Duration::from_secs(1 << 32))
+    }
 }
 
 /// What the server does with new connections when every thread is busy in a handler.
@@ -41,6 +107,11 @@ impl Default for Config {
             write_timeout: Some(Duration::from_secs(30)),
             limits: HeadLimits::default(),
             drain_limit: 256 * 1024,
+            body_buffer: 64 * 1024,
+            min_body_rate: Some(MinRate::DEFAULT),
+            body_timeout: None,
+            write_buffer: 256 * 1024,
+            min_write_rate: Some(MinRate::DEFAULT),
             max_connections: 100_000,
             overload: Overload::Backpressure,
             tls: None,

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::runtime::engine::ShutdownReport;
 pub use crate::runtime::listener::{ListenAddr, ListenOptions};
-pub use config::Overload;
+pub use config::{MinRate, Overload};
 pub use handler::Handler;
 pub use request::Request;
 pub use response::{Fresh, Response, ResponseSink, Streaming, WriteStatus};
@@ -286,6 +286,57 @@ impl Server {
     /// keep the connection (default 256 KiB); beyond it the connection is closed.
     pub fn drain_limit(mut self, bytes: u64) -> Self {
         self.config.drain_limit = bytes;
+        self
+    }
+
+    /// How much of a request body the event loop reads before it runs the handler
+    /// (default 64 KiB; 0 turns it off). A body that fits arrives whole before the
+    /// handler runs, so a client that sends it slowly holds no thread, only this much
+    /// memory; the handler reads it from memory. Of a larger body, the first
+    /// `body_buffer` bytes are read this way and the rest streams to the handler under
+    /// [`min_body_rate`](Server::min_body_rate). `Expect: 100-continue` keeps its
+    /// meaning: [`Handler::check_continue`] decides before anything is read. Applies
+    /// to HTTP/2 streams too (a stream's handler starts once its body is complete or
+    /// this much is buffered).
+    pub fn body_buffer(mut self, bytes: usize) -> Self {
+        self.config.body_buffer = bytes;
+        self
+    }
+
+    /// The slowest a request body may arrive (default [`MinRate::DEFAULT`]: 500 bytes
+    /// a second with 10 s of slack; `None` turns it off). Checked while the loop waits
+    /// for a body (see [`body_buffer`](Server::body_buffer)) and while a handler reads
+    /// one; past it the handler's read fails with [`ErrorKind::Timeout`] (an
+    /// `io::Error` of kind `TimedOut` carrying a [`spindle::Error`](crate::Error)), the
+    /// connection closes and a log line says why.
+    pub fn min_body_rate(mut self, rate: Option<MinRate>) -> Self {
+        self.config.min_body_rate = rate;
+        self
+    }
+
+    /// The longest a whole request body may take to arrive, from the end of its head
+    /// (default `None`: only [`min_body_rate`](Server::min_body_rate) and
+    /// [`read_timeout`](Server::read_timeout) bound it).
+    pub fn body_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.body_timeout = timeout;
+        self
+    }
+
+    /// How many response bytes a connection may hold that the socket did not take yet
+    /// (default 256 KiB). A handler whose answer fits returns at once and the event loop
+    /// writes the rest as the client reads; only a handler that streams more waits, under
+    /// [`min_write_rate`](Server::min_write_rate) and
+    /// [`write_timeout`](Server::write_timeout).
+    pub fn write_buffer(mut self, bytes: usize) -> Self {
+        self.config.write_buffer = bytes;
+        self
+    }
+
+    /// The slowest a client may take a response a handler waits to write (default
+    /// [`MinRate::DEFAULT`]; `None` turns it off); past it the handler's write fails
+    /// with [`ErrorKind::Timeout`] and the connection closes.
+    pub fn min_write_rate(mut self, rate: Option<MinRate>) -> Self {
+        self.config.min_write_rate = rate;
         self
     }
 
