@@ -1,4 +1,4 @@
-//! The real HTTP/1 server connection code (`server::h1conn`) over an in-memory
+//! The real HTTP/1 server connection code (`server::http1`) over an in-memory
 //! transport, for the `h1_exchange` fuzz target: the peer's bytes go in, in pieces with
 //! "would block" pauses between them, and what the server wrote comes out.
 use std::io;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::h1::head::HeadLimits;
 use crate::runtime::transport::Transport;
 use crate::server::config::Config;
-use crate::server::h1conn::{self, H1Conn, Next, Scratch};
+use crate::server::http1::{self as h1conn, H1Conn, Next, Scratch};
 use crate::server::Handler;
 
 /// Most bytes the in-memory peer takes before its writes fail: bounds the memory a run

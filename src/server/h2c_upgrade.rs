@@ -3,7 +3,7 @@
 //!
 //! The server answers `101 Switching Protocols`, sends its HTTP/2 preface, and answers
 //! the upgrading request as stream 1. Everything HTTP/1-specific stays in
-//! [`h1conn`](super::h1conn); this module decides whether a request qualifies and turns
+//! [`http1`](super::http1); this module decides whether a request qualifies and turns
 //! it into the head HTTP/2 serves.
 use http::header::{self, HeaderMap, HeaderName};
 

@@ -25,7 +25,7 @@
 //! thread and no buffer. The number of threads is bounded (see
 //! [`Server::handle_threads`]).
 pub(crate) mod config;
-pub(crate) mod h1conn;
+pub(crate) mod http1;
 pub(crate) mod h2c_upgrade;
 pub(crate) mod h2conn;
 mod handler;

@@ -200,7 +200,7 @@ impl Connection {
     /// §3.2): `http2_settings` is the request's decoded `HTTP2-Settings` field, applied
     /// as the client's first SETTINGS (the 101 response acknowledges it; no ACK is
     /// sent). The upgrading request becomes stream 1, half-closed (remote): answer it with
-    /// [`send_response`](Connection::send_response) on [`StreamId::new(1)`]. The client's
+    /// [`send_response`](Connection::send_response) on stream 1 ([`StreamId::new`]). The client's
     /// preface is still expected first in [`recv`](Connection::recv).
     ///
     /// ```
