@@ -28,9 +28,9 @@ use super::socket::{Socket, Stream};
 use super::sys::{self, Epoll, Readiness};
 use super::transport::Transport;
 use crate::server::config::{Config, Overload};
-use crate::server::http1::{self as h1conn, H1Conn, Next, Scratch};
 use crate::server::h2c_upgrade::H2cUpgrade;
 use crate::server::h2conn::{self, H2Driver, H2Next};
+use crate::server::http1::{self as h1conn, H1Conn, Next, Scratch};
 use crate::server::{ConnEvent, ConnState, Handler};
 use crate::tls::{HandshakeStatus, Interest, ALPN_H2};
 

@@ -25,10 +25,10 @@
 //! thread and no buffer. The number of threads is bounded (see
 //! [`Server::handle_threads`]).
 pub(crate) mod config;
-pub(crate) mod http1;
 pub(crate) mod h2c_upgrade;
 pub(crate) mod h2conn;
 mod handler;
+pub(crate) mod http1;
 mod request;
 mod response;
 mod upgrade;
