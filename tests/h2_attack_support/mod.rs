@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use spindle::h2::hpack::{Decoder, Encoder};
-use spindle::server::{Request, Response, Server};
+use spindle::server::{MinRate, Request, Response, Server};
 
 /// Set in the environment of the server process.
 pub const SERVER_ENV: &str = "SPINDLE_ATTACK_SERVER";
 /// The line the server process prints with its port.
-const PORT_LINE: &str = "SPINDLE_ATTACK_PORT=";
+pub const PORT_LINE: &str = "SPINDLE_ATTACK_PORT=";
 /// The client connection preface.
 pub const MAGIC: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -90,6 +90,39 @@ pub fn serve_if_requested() {
         .unwrap()
         .write_timeout(Some(ms("SPINDLE_ATTACK_WRITE_TIMEOUT_MS", 1000)))
         .read_timeout(Some(ms("SPINDLE_ATTACK_READ_TIMEOUT_MS", 10_000)));
+    // Issue 14's bounds, each changed only when its variable is set
+    // (tests/hostile_slow_peers.rs): times in ms, buffers in bytes, a rate as
+    // "BYTES_PER_SECOND/WINDOW_MS" or "off".
+    let var = |name: &str| std::env::var(name).ok();
+    let opt_ms = |name: &str| var(name).map(|v| Duration::from_millis(v.parse().unwrap()));
+    let rate = |name: &str| {
+        var(name).map(|v| {
+            let (bps, window) = v.split_once('/')?;
+            let window = Duration::from_millis(window.parse().unwrap());
+            Some(MinRate::new(bps.parse().unwrap(), window))
+        })
+    };
+    if let Some(t) = opt_ms("SPINDLE_ATTACK_HEAD_TIMEOUT_MS") {
+        server = server.head_timeout(Some(t));
+    }
+    if let Some(t) = opt_ms("SPINDLE_ATTACK_IDLE_TIMEOUT_MS") {
+        server = server.idle_timeout(Some(t));
+    }
+    if let Some(t) = opt_ms("SPINDLE_ATTACK_BODY_TIMEOUT_MS") {
+        server = server.body_timeout(Some(t));
+    }
+    if let Some(n) = var("SPINDLE_ATTACK_BODY_BUFFER") {
+        server = server.body_buffer(n.parse().unwrap());
+    }
+    if let Some(n) = var("SPINDLE_ATTACK_WRITE_BUFFER") {
+        server = server.write_buffer(n.parse().unwrap());
+    }
+    if let Some(r) = rate("SPINDLE_ATTACK_MIN_BODY_RATE") {
+        server = server.min_body_rate(r);
+    }
+    if let Some(r) = rate("SPINDLE_ATTACK_MIN_WRITE_RATE") {
+        server = server.min_write_rate(r);
+    }
     if let Ok(n) = std::env::var("SPINDLE_ATTACK_LOOPS") {
         server = server.event_loops(n.parse().unwrap());
     }
