@@ -610,6 +610,35 @@ impl Connection {
         }
     }
 
+    /// How many body bytes the peer may send on `id` right now: the smaller of the
+    /// stream's receive window and the connection's, as announced (0 for a stream that
+    /// receives no more). 0 means the peer waits for us (a WINDOW_UPDATE), not the other
+    /// way round: a server measuring how fast a body arrives stops its clock then.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use spindle::h2::proto::{Config, Connection};
+    /// let now = Instant::now();
+    /// let mut client = Connection::client(Config::default(), now);
+    /// let mut server = Connection::server(Config::default(), now);
+    /// let req = http::Request::post("http://x/up").body(()).unwrap();
+    /// let id = client.open_stream(&req, false).unwrap();
+    /// server.recv(&client.take_output()).unwrap();
+    /// // Before the client acknowledges our SETTINGS it may use the default 65 535.
+    /// assert_eq!(server.recv_capacity(id), 65_535);
+    /// client.send_data(id, &[0; 1000], false).unwrap();
+    /// server.recv(&client.take_output()).unwrap();
+    /// assert_eq!(server.recv_capacity(id), 64_535);
+    /// ```
+    pub fn recv_capacity(&self, id: StreamId) -> usize {
+        match self.streams.get(&id.value()) {
+            Some(s) if !s.closed && s.recv_open => {
+                s.recv_window.min(self.conn_recv_window).max(0) as usize
+            }
+            _ => 0,
+        }
+    }
+
     /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (a client assumes 100 until the server's
     /// first SETTINGS, then unlimited unless they say otherwise).
     pub fn peer_max_concurrent_streams(&self) -> u32 {
@@ -943,8 +972,10 @@ impl Connection {
     /// SETTINGS_INITIAL_WINDOW_SIZE, or an earlier growth), with a WINDOW_UPDATE; it
     /// stays that size as the application releases what it read. A server advertises a
     /// small initial window, so streams nobody reads yet hold little of the connection
-    /// window, and grows it when a handler starts reading. Does nothing for a stream
-    /// whose window is already that size or larger, or that receives no more.
+    /// window, and grows it when a handler starts reading. Sends nothing for a stream
+    /// whose window is already that size or larger, or that receives no more; a window
+    /// that is that large only because the peer has not yet acknowledged a smaller
+    /// initial window keeps `window` bytes when it does.
     ///
     /// ```
     /// use std::time::Instant;
@@ -973,7 +1004,13 @@ impl Connection {
         };
         let current = u64::from(init) + u64::from(s.extra_window);
         let window = u64::from(window.min(MAX_WINDOW_SIZE));
-        if s.closed || !s.recv_open || window <= current || self.error.is_some() {
+        if s.closed || !s.recv_open || self.error.is_some() {
+            return;
+        }
+        // Remembered even when the window is that large already: before the peer
+        // acknowledges a smaller initial window it is, and it must stay this large after.
+        s.min_window = s.min_window.max(window as u32);
+        if window <= current {
             return;
         }
         let inc = (window - current) as u32;
@@ -1093,11 +1130,17 @@ impl Connection {
                 continue;
             }
             s.recv_window += delta;
-            if delta < 0 && s.extra_window > 0 && s.recv_open {
-                // A grown window keeps its size when the initial one shrinks (which
-                // happens only with an ACK): the peer took the difference off, so it is
-                // given back.
-                let inc = (-delta) as u32;
+            // A grown window keeps its size when the initial one shrinks (which happens
+            // only with an ACK): the peer took the difference off, so it is given back;
+            // a window asked for while the initial one was larger still (before the
+            // ACK of a smaller one) is given back up to the size asked for.
+            let give = if s.extra_window > 0 {
+                -delta
+            } else {
+                (i64::from(s.min_window) - i64::from(v)).clamp(0, -delta.min(0))
+            };
+            if delta < 0 && give > 0 && s.recv_open {
+                let inc = give as u32;
                 s.extra_window = s.extra_window.saturating_add(inc);
                 s.recv_window += i64::from(inc);
                 WindowUpdate {
@@ -1911,5 +1954,68 @@ impl Connection {
             active: (self.active_local, self.active_remote),
             blocked: self.blocked.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client and a server, the client's first flight (preface, SETTINGS, a POST
+    /// without END_STREAM) received but our SETTINGS not yet acknowledged.
+    fn unacked_stream(init: u32) -> (Connection, Connection, StreamId) {
+        let now = Instant::now();
+        let mut client = Connection::client(Config::default(), now);
+        let cfg = Config {
+            initial_stream_window: init,
+            ..Config::default()
+        };
+        let mut server = Connection::server(cfg, now);
+        let req = http::Request::post("http://x/up").body(()).unwrap();
+        let id = client.open_stream(&req, false).unwrap();
+        server.recv(&client.take_output()).unwrap();
+        (client, server, id)
+    }
+
+    /// Our SETTINGS (16 KiB initial window) reach the client, and its ACK comes back.
+    fn ack(client: &mut Connection, server: &mut Connection) {
+        client.recv(&server.take_output()).unwrap();
+        server.recv(&client.take_output()).unwrap();
+        client.recv(&server.take_output()).unwrap();
+    }
+
+    #[test]
+    fn a_window_asked_for_before_the_ack_of_a_smaller_initial_window_is_kept() {
+        // 32 KiB asked for while the window is still the default 65 535: nothing to
+        // send then, but once the client applies our 16 KiB it is given back up to it.
+        let (mut client, mut server, id) = unacked_stream(16 * 1024);
+        assert_eq!(server.recv_capacity(id), 65_535);
+        server.grow_recv_window(id, 32 * 1024);
+        ack(&mut client, &mut server);
+        assert_eq!(client.send_capacity(id), 32 * 1024);
+        assert_eq!(server.recv_capacity(id), 32 * 1024);
+        // Never more than the default window it had: 1 MiB asked for is 1 MiB, and a
+        // window asked for below the initial one changes nothing.
+        let (mut client, mut server, id) = unacked_stream(16 * 1024);
+        server.grow_recv_window(id, 1 << 20);
+        ack(&mut client, &mut server);
+        assert_eq!(client.send_capacity(id), 1 << 20);
+        let (mut client, mut server, id) = unacked_stream(16 * 1024);
+        server.grow_recv_window(id, 8 * 1024);
+        ack(&mut client, &mut server);
+        assert_eq!(client.send_capacity(id), 16 * 1024);
+    }
+
+    #[test]
+    fn recv_capacity_is_the_smaller_window_and_zero_for_a_closed_side() {
+        let (mut client, mut server, id) = unacked_stream(1 << 20);
+        ack(&mut client, &mut server);
+        // 1 MiB stream window, but the connection window is what limits.
+        let conn = server.conn_recv_window as usize;
+        assert_eq!(server.recv_capacity(id), conn.min(1 << 20));
+        client.send_data(id, &[7; 100], true).unwrap();
+        server.recv(&client.take_output()).unwrap();
+        assert_eq!(server.recv_capacity(id), 0);
+        assert_eq!(server.recv_capacity(StreamId::new(99)), 0);
     }
 }

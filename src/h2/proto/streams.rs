@@ -43,6 +43,10 @@ pub(super) struct Stream {
     pub pending_update: u64,
     /// Receive window granted beyond the initial one (see `grow_recv_window`).
     pub extra_window: u32,
+    /// The smallest receive window asked for with `grow_recv_window`: kept when our
+    /// initial window shrinks with an ACK even if it was not above the initial window
+    /// when asked (it was not grown then, so `extra_window` does not cover it).
+    pub min_window: u32,
     /// `content-length` of the incoming message, if any.
     pub content_length: Option<u64>,
     /// Body bytes received.
@@ -76,6 +80,7 @@ impl Stream {
             unreleased: 0,
             pending_update: 0,
             extra_window: 0,
+            min_window: 0,
             content_length: None,
             received: 0,
             recv_open: true,
