@@ -337,8 +337,25 @@ fn expect_100_continue() {
     assert_eq!(res.header("connection"), Some("close"));
     assert!(r.closed());
 
-    // A handler that answers without reading: no 100 is sent, and the connection closes.
+    // A body the server reads ahead (within body_buffer): once check_continue has
+    // said yes, the 100 goes out before the handler runs, whether it reads or not.
     let server = serve(hello);
+    let mut r = Reader::new(connect(server.local_addr()));
+    send(
+        &mut r.stream,
+        b"PUT /x HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    assert_eq!(r.response(false).status, 100);
+    send(&mut r.stream, b"hello");
+    let res = r.response(false);
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body_str(), "Hello, World!");
+    send(&mut r.stream, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.response(false).status, 200, "the connection stays open");
+
+    // Without read-ahead, the 100 goes out when the handler first reads: a handler
+    // that answers without reading sends none, and the connection closes.
+    let server = serve_with(Server::http("127.0.0.1:0").unwrap().body_buffer(0), hello);
     let mut r = Reader::new(connect(server.local_addr()));
     send(
         &mut r.stream,

@@ -136,6 +136,10 @@ impl Transport for Peer<'_> {
         Ok(buf.len())
     }
 
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
+    }
+
     fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
         Ok(())
     }

@@ -144,6 +144,8 @@ pub(crate) struct Conn {
     lingering: Option<usize>,
     /// The connection speaks HTTP/2 (its first bytes were the client preface).
     h2: Option<Box<H2Driver>>,
+    /// Writability is in its epoll events (output waited for the socket once).
+    write_watched: bool,
 }
 
 /// How long a closing connection may keep sending before it is cut.
@@ -783,6 +785,18 @@ impl<H: Handler> Engine<H> {
                         self.close(lp, conn, h1conn::Fate::Shutdown, scratch);
                         return;
                     }
+                    if conn.h1.wants_write() && !conn.write_watched {
+                        // Output waits for the socket: writability wakes it too (kept
+                        // for the connection's life; edge-triggered, so it costs an
+                        // event only after the socket was full).
+                        if let Err(e) = lp.epoll.watch_writable(conn.socket.raw_fd(), conn.slot as u64)
+                        {
+                            log::debug!("watching a connection for writability: {e}");
+                            self.close(lp, conn, h1conn::Fate::Io, scratch);
+                            return;
+                        }
+                        conn.write_watched = true;
+                    }
                     if conn.socket.must_not_park() {
                         // TLS: decrypted bytes wait inside the session (or an end of
                         // stream does); the socket will never signal them.
@@ -1193,6 +1207,7 @@ impl<H: Handler> Engine<H> {
                 timer_tick: None,
                 lingering: None,
                 h2: None,
+                write_watched: false,
             });
             core.live_conns.fetch_add(1, Ordering::AcqRel);
             core.emit(&conn, ConnState::New);

@@ -293,6 +293,10 @@ impl Transport for Socket {
         }
     }
 
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        Socket::try_write(self, buf)
+    }
+
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         if let Some(tls) = &self.tls {
             return tls.write(buf, |interest| {
@@ -308,23 +312,6 @@ impl Transport for Socket {
                 other => return other,
             }
         }
-    }
-
-    fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        if let Some(tls) = &self.tls {
-            return tls.write_all(buf, |interest| {
-                self.wait(interest.into(), &self.write_timeout)
-            });
-        }
-        while !buf.is_empty() {
-            match self.write(buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

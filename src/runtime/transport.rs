@@ -22,18 +22,11 @@ pub(crate) trait Transport: Send + Sync {
     }
     /// Writes bytes, blocking up to the write timeout; returns how many were taken.
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
-    /// Writes all of `buf`.
-    fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
-        while !buf.is_empty() {
-            match self.write(buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
+    /// Writes what the socket takes now without waiting (`WouldBlock` if it takes
+    /// nothing). After `WouldBlock` the next write must start with the same bytes (a TLS
+    /// record may be half sent), which an output buffer advanced by what was written
+    /// keeps.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
     /// Sets how long a read may block (`None`: forever).
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Sets how long a write may block (`None`: forever).

@@ -9,12 +9,6 @@ use http::header::{self, HeaderMap, HeaderName};
 
 use crate::h1::head::comma_tokens;
 
-/// The largest request body read into memory to upgrade with it. A bigger body (or
-/// one of unknown length, or one awaiting `100 Continue`) is served over HTTP/1.1
-/// instead: the server MAY ignore an upgrade, and the client must send the whole body
-/// before the switch.
-pub(crate) const MAX_UPGRADE_BODY: u64 = 1 << 20;
-
 /// The answer that switches the connection; the server's SETTINGS follow it.
 pub(crate) const SWITCHING_PROTOCOLS: &[u8] =
     b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n";

@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
 
-use super::body::{drain_body, read_body, BodyState, H1Body};
-use super::output::{Output, Shared, WRITE_BUFFER};
+use super::body::{BodyLimits, BodyProgress, BodyState, H1Body};
+use super::output::{Output, Shared, WriteLimits};
 use super::sink::{H1Sink, SinkState};
 use super::{lock, write_error, Fate, ReadSide, Scratch};
 use crate::h1::framing::{BodyFraming, ChunkedDecoder};
@@ -23,28 +24,16 @@ use crate::server::request::{Body, Request};
 use crate::server::response::Response;
 use crate::server::Handler;
 
-/// Runs the handler for one request and settles the connection afterwards. `Err` means
-/// the connection must close.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn exchange<H: Handler + ?Sized>(
-    io: &dyn Transport,
-    peer: Option<SocketAddr>,
-    handler: &H,
-    cfg: &Config,
-    side: &mut ReadSide,
-    scratch: &mut Scratch,
-    stopping: &AtomicBool,
-    head: RequestHead,
-) -> Result<(), Fate> {
-    let RequestHead {
-        method,
-        uri,
-        version,
-        headers,
-        framing,
-        keep_alive,
-        expect_continue,
-    } = head;
+/// How a connection stands after an exchange that keeps it.
+pub(super) enum Settled {
+    /// Ready for the next request.
+    Done,
+    /// The handler left some of its body unread: the loop drains it first.
+    Drain,
+}
+
+/// Sets up the reading of a request body whose head has just been parsed.
+pub(super) fn begin_body(side: &mut ReadSide, framing: BodyFraming, cfg: &Config) {
     side.body = match framing {
         BodyFraming::Empty => BodyState::Done,
         BodyFraming::Length(n) => BodyState::Length(n),
@@ -55,6 +44,61 @@ pub(super) fn exchange<H: Handler + ?Sized>(
         BodyFraming::CloseDelimited => BodyState::Done,
     };
     side.trailers = None;
+    side.progress = BodyProgress {
+        started: Instant::now(),
+        received: 0,
+    };
+}
+
+/// Asks the handler whether it wants the body of a request that expects `100 Continue`
+/// (RFC 9110 §10.1.1), before anything of it is read: [`Handler::check_continue`]. The
+/// head's fields lend themselves to the request the hook sees and come back after.
+pub(super) fn check_continue<H: Handler + ?Sized>(
+    handler: &H,
+    head: &mut RequestHead,
+    peer: Option<SocketAddr>,
+) -> StatusCode {
+    let mut request = Request::new(
+        std::mem::take(&mut head.method),
+        std::mem::take(&mut head.uri),
+        head.version,
+        std::mem::take(&mut head.headers),
+        peer,
+        Body::Empty,
+    );
+    let verdict = catch_unwind(AssertUnwindSafe(|| handler.check_continue(&request)))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let parts = request.take_head();
+    head.method = parts.method;
+    head.uri = parts.uri;
+    head.headers = parts.headers;
+    verdict
+}
+
+/// Runs the handler for one request (whose body reading [`begin_body`] set up) and
+/// settles the exchange afterwards. `continued`: the `100 Continue` question was
+/// already answered ([`check_continue`]). `Err` means the connection must close.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn exchange<H: Handler + ?Sized>(
+    io: &dyn Transport,
+    peer: Option<SocketAddr>,
+    handler: &H,
+    cfg: &Config,
+    side: &mut ReadSide,
+    scratch: &mut Scratch,
+    stopping: &AtomicBool,
+    head: RequestHead,
+    continued: bool,
+) -> Result<Settled, Fate> {
+    let RequestHead {
+        method,
+        uri,
+        version,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+    } = head;
     // An upgrade request (RFC 9110 §7.8) or a CONNECT: what follows the request may be
     // another protocol, so the connection is never reused for HTTP/1 after it and an
     // unread body is not drained; the handler may take the connection over instead.
@@ -74,7 +118,7 @@ pub(super) fn exchange<H: Handler + ?Sized>(
     let has_body = !matches!(side.body, BodyState::Done);
     let shared = Mutex::new(Shared {
         side,
-        out: Output::new(&mut scratch.write),
+        out: Output::new(&mut scratch.write, WriteLimits::of(cfg)),
         continue_pending: false,
         head_written: false,
     });
@@ -82,7 +126,7 @@ pub(super) fn exchange<H: Handler + ?Sized>(
         io,
         shared: &shared,
         trailers: None,
-        read_timeout: cfg.read_timeout,
+        limits: BodyLimits::of(cfg),
         max_buffer: cfg.max_head_bytes(),
     };
     let request = Request::new(
@@ -97,7 +141,7 @@ pub(super) fn exchange<H: Handler + ?Sized>(
             Body::Empty
         },
     );
-    if expect_continue && has_body {
+    if expect_continue && has_body && !continued {
         let verdict = catch_unwind(AssertUnwindSafe(|| handler.check_continue(&request)))
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if verdict != StatusCode::CONTINUE {
@@ -196,45 +240,34 @@ pub(super) fn exchange<H: Handler + ?Sized>(
     if close {
         return Err(Fate::BodyError);
     }
-    if out.buf.len() >= WRITE_BUFFER {
-        if let Err(e) = out.flush(io) {
-            log::debug!("write failed: {e}");
-            return Err(Fate::Io);
-        }
-    }
     if !keep_alive {
         return Err(Fate::NotKeepAlive);
     }
-    // Whatever body the handler left unread must go before the next head.
+    // Whatever body the handler left unread must go before the next head: the event
+    // loop drains it (what is owed goes out meanwhile).
     if !matches!(side.body, BodyState::Done) {
         if continue_pending {
             // The client still waits for our go-ahead; it may never send the body.
             return Err(Fate::NotKeepAlive);
         }
-        let mut shared = Shared {
-            side,
-            out,
-            continue_pending: false,
-            head_written: true,
-        };
-        if !drain_body(io, &mut shared, cfg) {
-            return Err(if shared.out.broken {
-                Fate::Io
-            } else {
-                Fate::BodyError
-            });
-        }
+        return Ok(Settled::Drain);
     }
-    Ok(())
+    Ok(Settled::Done)
 }
 
 /// The client's SETTINGS when `head` asks for `Upgrade: h2c` and can have it: plain
-/// TCP (h2c means cleartext), HTTP/1.1, a body small enough to read before switching and
-/// no `Expect: 100-continue` (the client must send the whole body first).
-pub(super) fn h2c_settings(io: &dyn Transport, head: &RequestHead) -> Option<Vec<u8>> {
+/// TCP (h2c means cleartext), HTTP/1.1, a body the event loop reads whole before the
+/// switch (at most `body_buffer` bytes) and no `Expect: 100-continue` (the client must
+/// send the whole body first). Other requests are served over HTTP/1.1, which RFC 7540
+/// §3.2 allows.
+pub(super) fn h2c_settings(
+    io: &dyn Transport,
+    head: &RequestHead,
+    cfg: &Config,
+) -> Option<Vec<u8>> {
     let body_fits = match head.framing {
         BodyFraming::Empty => true,
-        BodyFraming::Length(n) => n <= h2c_upgrade::MAX_UPGRADE_BODY,
+        BodyFraming::Length(n) => n <= cfg.body_buffer as u64,
         BodyFraming::Chunked | BodyFraming::CloseDelimited => false,
     };
     if io.is_tls()
@@ -248,7 +281,8 @@ pub(super) fn h2c_settings(io: &dyn Transport, head: &RequestHead) -> Option<Vec
     h2c_upgrade::requested_settings(&head.headers)
 }
 
-/// Reads the upgrading request's body and switches the connection: `101 Switching
+/// Takes the upgrading request's body (all of it in the read buffer already: the loop
+/// read it, see [`h2c_settings`]) and switches the connection: `101 Switching
 /// Protocols` goes out (after any earlier pipelined answers).
 pub(super) fn take_h2c_upgrade(
     io: &dyn Transport,
@@ -265,38 +299,20 @@ pub(super) fn take_h2c_upgrade(
         framing,
         ..
     } = head;
-    let mut shared = Shared {
-        side,
-        out: Output::new(out),
-        continue_pending: false,
-        head_written: false,
-    };
     let mut body = Vec::new();
     if let BodyFraming::Length(n) = framing {
-        // `h2c_settings` bounded `n`.
-        body.resize(n as usize, 0);
-        shared.side.body = BodyState::Length(n);
-        let mut filled = 0;
-        while filled < body.len() {
-            let read = read_body(
-                io,
-                &mut shared,
-                cfg.read_timeout,
-                cfg.max_head_bytes(),
-                &mut body[filled..],
-            );
-            match read {
-                Ok(0) => return Err(Fate::BodyError),
-                Ok(k) => filled += k,
-                Err(e) => {
-                    log::debug!("reading the body of an h2c upgrade request: {e}");
-                    return Err(Fate::BodyError);
-                }
-            }
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let data = side.rbuf.data();
+        if data.len() < n {
+            // Not all here: the caller buffers first; a bug if it did not.
+            log::warn!("h2c upgrade body incomplete ({} of {n} bytes)", data.len());
+            return Err(Fate::BodyError);
         }
+        body.extend_from_slice(&data[..n]);
+        side.rbuf.consume(n);
     }
-    shared.side.body = BodyState::Done;
-    let out = &mut shared.out;
+    side.body = BodyState::Done;
+    let mut out = Output::new(out, WriteLimits::of(cfg));
     out.buf.extend_from_slice(h2c_upgrade::SWITCHING_PROTOCOLS);
     if let Err(e) = out.flush(io) {
         log::debug!("write failed: {e}");

@@ -1,11 +1,34 @@
-//! One HTTP/1 connection: read a head, run the handler with a body reader and a
-//! response writer over the same connection, settle what the handler left (an unread
-//! body, unsent output), and go again while keep-alive allows.
+//! One HTTP/1 connection: read a head, read its body ahead (up to `body_buffer`), run
+//! the handler with a body reader and a response writer over the same connection,
+//! settle what the handler left (an unread body, unsent output), and go again while
+//! keep-alive allows. Everything that waits for the peer between handler runs is done
+//! here, by the event loop, in parked states with deadlines; a handler's thread waits
+//! only when it streams more than the buffers hold (under the minimum data rates).
+//!
+//! ```text
+//!            ┌──────────────────────── keep-alive ◄───────────────────────┐
+//!            ▼                                                             │
+//!   Head ──head──► Body (loop reads ahead) ──whole, or body_buffer──► handler ─┤
+//!    │  (head/idle    │  (min_body_rate,              (body beyond: it     │   │
+//!    │   timeout)     │   body_timeout → 408)          reads, rate-bound)  │   │
+//!    │                └── Expect: 100-continue: check_continue first     │   │
+//!    │                                                                   ▼   │
+//!    │                                            Drain (loop discards what │
+//!    │                                            it left, drain_limit) ────┘
+//!    └─ bad head → error answer ─┐
+//!                                ▼
+//!   Unsent output (loop writes it as the peer reads; min_write_rate) ──► close
+//! ```
+//!
+//! Output that the socket does not take waits in [`Unsent`]; while any waits, no new
+//! request is started (the peer is not reading: back-pressure, bounded memory), but a
+//! drain goes on (the peer may be busy sending the body the handler left).
 //!
 //! - [`read_buf`]: the connection's read buffer (grow and compact);
-//! - [`body`]: the request body as the handler reads it, and draining what it left;
-//! - [`output`]: response bytes not yet written, shared by the body reader and the
-//!   response writer (what is owed goes out before a read that may block);
+//! - [`body`]: the request body: read ahead by the loop, read by the handler, drained;
+//! - [`output`]: response bytes not yet written during an exchange, shared by the body
+//!   reader and the response writer (what is owed goes out before a read that may
+//!   block; a handler waits only past `write_buffer`);
 //! - [`sink`]: the response writer (head policy, framing, upgrades);
 //! - [`exchange`]: one request through the handler, and the `Upgrade: h2c` switch;
 //! - this module: the connection's state across requests, what the engine does next.
@@ -33,8 +56,9 @@ mod output;
 mod read_buf;
 mod sink;
 
-use body::BodyState;
-use exchange::{exchange, h2c_settings, take_h2c_upgrade};
+use body::{BodyLimits, BodyProgress, BodyState, Scan, Step};
+use exchange::{begin_body, check_continue, exchange, h2c_settings, take_h2c_upgrade, Settled};
+use output::WRITE_BUFFER;
 use read_buf::{ReadBuf, INITIAL_READ_BUFFER};
 
 /// Buffers a thread keeps from one exchange to the next, whatever connection it serves.
@@ -49,7 +73,8 @@ pub(crate) struct Scratch {
 /// What the engine should do with a connection after [`serve_ready`].
 #[derive(Debug)]
 pub(crate) enum Next {
-    /// Nothing more to read now: park it until readable, or until the deadline.
+    /// Nothing more to do now: park it until it is readable (or writable, when
+    /// [`H1Conn::wants_write`]), or until the deadline.
     Park(Instant),
     /// Close it.
     Close(Fate),
@@ -64,6 +89,8 @@ pub(crate) enum Next {
 /// The state of one HTTP/1 connection that survives while it is parked.
 pub(crate) struct H1Conn {
     side: ReadSide,
+    stage: Stage,
+    unsent: Option<Box<Unsent>>,
     served: u64,
     /// When the first byte of the head now arriving came in.
     head_started: Option<Instant>,
@@ -73,6 +100,41 @@ pub(crate) struct H1Conn {
     /// new edge-triggered event, so the read that would only say "would block" is skipped
     /// (one system call fewer per request).
     unread_maybe: bool,
+}
+
+/// Where the connection stands between handler runs.
+enum Stage {
+    /// Waiting for (or reading) a request head.
+    Head,
+    /// A head has arrived; the loop reads its body ahead before running the handler.
+    Body(Box<Pending>),
+    /// The last handler left body bytes unread: the loop reads and discards them (the
+    /// count so far, against `drain_limit`).
+    Drain(u64),
+}
+
+/// A request whose body the loop is reading ahead.
+struct Pending {
+    head: RequestHead,
+    /// `Expect: 100-continue` was answered (check_continue said yes, the 100 is out).
+    continued: bool,
+    /// A chunked body's framing, followed to find its end.
+    scan: Option<Scan>,
+    /// An `Upgrade: h2c` request, with the client's settings: it switches once its
+    /// body is here.
+    h2c: Option<Vec<u8>>,
+}
+
+/// Output the socket did not take, written by the loop as the peer reads it.
+struct Unsent {
+    bytes: Vec<u8>,
+    /// When the loop began waiting to write, and the bytes written since (the minimum
+    /// write rate), and when it last made progress (the write timeout).
+    since: Instant,
+    written: u64,
+    progress_at: Instant,
+    /// Close once it is out, for this reason.
+    then_close: Option<Fate>,
 }
 
 impl H1Conn {
@@ -87,7 +149,13 @@ impl H1Conn {
                 },
                 body: BodyState::Done,
                 trailers: None,
+                progress: BodyProgress {
+                    started: accepted,
+                    received: 0,
+                },
             },
+            stage: Stage::Head,
+            unsent: None,
             served: 0,
             head_started: None,
             accepted,
@@ -105,9 +173,15 @@ impl H1Conn {
         self.served
     }
 
-    /// No bytes of a next request have arrived.
+    /// No bytes of a next request have arrived, and nothing is owed to the peer.
     pub fn is_idle(&self) -> bool {
-        self.side.rbuf.is_empty()
+        self.side.rbuf.is_empty() && matches!(self.stage, Stage::Head) && self.unsent.is_none()
+    }
+
+    /// Output waits for the socket: the engine must wake the connection when it is
+    /// writable, too.
+    pub fn wants_write(&self) -> bool {
+        self.unsent.is_some()
     }
 
     /// The connection gave its read buffer back while parked.
@@ -154,6 +228,72 @@ impl H1Conn {
         let buf = std::mem::take(&mut rbuf.buf);
         (!buf.is_empty() && buf.len() <= 4 * INITIAL_READ_BUFFER).then_some(buf)
     }
+
+    /// Offers the socket what is owed (earlier unsent output, then what this round
+    /// gathered in `out`), without waiting; what it does not take is kept.
+    fn send_output(&mut self, io: &dyn Transport, out: &mut Vec<u8>) -> io::Result<()> {
+        if let Some(unsent) = &mut self.unsent {
+            unsent.bytes.append(out);
+        } else if !out.is_empty() {
+            let n = write_nonblocking(io, out)?;
+            if n == out.len() {
+                out.clear();
+                return Ok(());
+            }
+            let now = Instant::now();
+            self.unsent = Some(Box::new(Unsent {
+                bytes: out[n..].to_vec(),
+                since: now,
+                written: 0,
+                progress_at: now,
+                then_close: None,
+            }));
+            out.clear();
+            return Ok(());
+        } else {
+            return Ok(());
+        }
+        let unsent = self.unsent.as_mut().expect("checked above");
+        let n = write_nonblocking(io, &unsent.bytes)?;
+        if n > 0 {
+            unsent.bytes.drain(..n);
+            unsent.written += n as u64;
+            unsent.progress_at = Instant::now();
+        }
+        // Once out, it goes, unless a close waits for it (serve_ready does that next).
+        if unsent.bytes.is_empty() && unsent.then_close.is_none() {
+            self.unsent = None;
+        }
+        Ok(())
+    }
+
+    /// When the peer must have read more of the unsent output.
+    fn write_deadline(&self, cfg: &Config) -> Option<Instant> {
+        let unsent = self.unsent.as_ref()?;
+        let rate = cfg
+            .min_write_rate
+            .map(|r| r.deadline(unsent.since, unsent.written));
+        let idle = cfg.write_timeout.map(|t| unsent.progress_at + t);
+        match (rate, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Writes what the socket takes now; how much that was.
+fn write_nonblocking(io: &dyn Transport, bytes: &[u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < bytes.len() {
+        match io.try_write(&bytes[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Why a connection ended, for the log.
@@ -170,6 +310,12 @@ pub(crate) enum Fate {
     IdleTimeout,
     /// A request head did not arrive in time.
     HeadTimeout,
+    /// A request body (read ahead, or drained) came slower than `min_body_rate` or
+    /// took longer than `body_timeout`.
+    BodyTimeout,
+    /// The peer did not read what it was sent: slower than `min_write_rate`, or no
+    /// progress within `write_timeout`. What was left is dropped.
+    WriteTimeout,
     /// The request was refused (status sent).
     BadRequest(StatusCode),
     /// The request or response body could not be completed.
@@ -182,6 +328,8 @@ pub(crate) enum Fate {
     Shutdown,
     /// A handler took the connection over ([`Response::upgrade`]): the server must
     /// forget it without shutting it down, flushing or lingering.
+    ///
+    /// [`Response::upgrade`]: crate::server::Response::upgrade
     Hijacked,
     /// The first bytes were the HTTP/2 client preface (never a close: see
     /// [`Next::Http2`]).
@@ -192,10 +340,14 @@ pub(crate) enum Fate {
 struct ReadSide {
     rbuf: ReadBuf,
     body: BodyState,
-    trailers: Option<HeaderMap>,
+    /// The trailers of a chunked body, once it ended (boxed: rare, and idle
+    /// connections keep this struct).
+    trailers: Option<Box<HeaderMap>>,
+    progress: BodyProgress,
 }
 
-/// Serves every request the connection has ready, until reading would block.
+/// Serves the connection as far as it goes without waiting for the peer: every
+/// request that is ready, its body read ahead, what handlers leave settled.
 pub(crate) fn serve_ready<H: Handler + ?Sized>(
     conn: &mut H1Conn,
     io: &dyn Transport,
@@ -205,72 +357,260 @@ pub(crate) fn serve_ready<H: Handler + ?Sized>(
     scratch: &mut Scratch,
     stopping: &AtomicBool,
 ) -> Next {
-    let side = &mut conn.side;
     loop {
-        let head = match read_head(
-            io,
-            side,
-            &mut scratch.write,
-            cfg,
-            &mut conn.head_started,
-            &mut conn.unread_maybe,
-            conn.served == 0,
-        ) {
-            Ok(Some(head)) => head,
-            Err(Fate::Http2Preface) => return Next::Http2,
-            Ok(None) => {
-                // Would block: answers go out now, then the connection parks.
-                if let Err(e) = flush(io, &mut scratch.write) {
-                    log::debug!("write failed: {e}");
-                    return Next::Close(Fate::Io);
-                }
-                if stopping.load(Ordering::Relaxed) && side.rbuf.is_empty() {
-                    return Next::Close(Fate::Shutdown);
-                }
-                let deadline = match conn.head_started {
-                    Some(t0) => cfg.head_timeout.map(|t| t0 + t),
-                    None if conn.served == 0 => cfg.head_timeout.map(|t| conn.accepted + t),
-                    None => cfg.idle_timeout.map(|t| Instant::now() + t),
-                };
-                let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                return Next::Park(deadline.unwrap_or(far));
+        // What is owed goes out first, as far as the socket takes it.
+        if conn.unsent.is_some() || scratch.write.len() >= WRITE_BUFFER {
+            if let Err(e) = conn.send_output(io, &mut scratch.write) {
+                log::debug!("write failed: {e}");
+                return Next::Close(Fate::Io);
             }
-            Err(fate) => return Next::Close(fate),
-        };
-        conn.head_started = None;
-        conn.served += 1;
-        if let Some(settings) = h2c_settings(io, &head) {
-            return match take_h2c_upgrade(io, side, cfg, &mut scratch.write, head, settings) {
+        }
+        if let Some(unsent) = &conn.unsent {
+            if let Some(fate) = unsent.then_close {
+                if unsent.bytes.is_empty() {
+                    conn.unsent = None;
+                    return Next::Close(fate);
+                }
+                return park(conn, io, cfg, scratch, stopping);
+            }
+        }
+        match &mut conn.stage {
+            Stage::Drain(drained) => match body::drain(io, &mut conn.side, drained, cfg) {
+                Ok(Step::Ready) => conn.stage = Stage::Head,
+                Ok(Step::Blocked) => return park(conn, io, cfg, scratch, stopping),
+                Err(e) => {
+                    log::debug!("draining the request body failed: {e}");
+                    return close_after_output(conn, io, cfg, scratch, Fate::BodyError);
+                }
+            },
+            Stage::Body(_) | Stage::Head if conn.unsent.is_some() => {
+                // The peer is not reading: no new work until it does.
+                return park(conn, io, cfg, scratch, stopping);
+            }
+            Stage::Body(pending) => {
+                let cap = cfg.body_buffer.max(1);
+                match body::buffer(
+                    io,
+                    &mut conn.side,
+                    &mut pending.scan,
+                    cap,
+                    cfg.max_head_bytes(),
+                    &mut conn.unread_maybe,
+                ) {
+                    Ok(Step::Ready) => {
+                        let Stage::Body(pending) = std::mem::replace(&mut conn.stage, Stage::Head)
+                        else {
+                            unreachable!("matched Body above")
+                        };
+                        if let Some(next) =
+                            run(conn, io, peer, handler, cfg, scratch, stopping, *pending)
+                        {
+                            return next;
+                        }
+                    }
+                    Ok(Step::Blocked) => return park(conn, io, cfg, scratch, stopping),
+                    Err(e) => {
+                        log::debug!("request body from {peer:?} ended early: {e}");
+                        return close_after_output(conn, io, cfg, scratch, Fate::BodyError);
+                    }
+                }
+            }
+            Stage::Head => {
+                let head = match read_head(
+                    io,
+                    &mut conn.side,
+                    &mut scratch.write,
+                    cfg,
+                    &mut conn.head_started,
+                    &mut conn.unread_maybe,
+                    conn.served == 0,
+                ) {
+                    Ok(Some(head)) => head,
+                    Err(Fate::Http2Preface) => return Next::Http2,
+                    Ok(None) => return park(conn, io, cfg, scratch, stopping),
+                    Err(fate) => return close_after_output(conn, io, cfg, scratch, fate),
+                };
+                conn.head_started = None;
+                conn.served += 1;
+                begin_body(&mut conn.side, head.framing, cfg);
+                let h2c = h2c_settings(io, &head, cfg);
+                let has_body = !matches!(conn.side.body, BodyState::Done);
+                let mut pending = Pending {
+                    head,
+                    continued: false,
+                    scan: None,
+                    h2c,
+                };
+                if has_body && cfg.body_buffer > 0 {
+                    if pending.head.expect_continue {
+                        // RFC 9110 §10.1.1: the handler decides before the client sends
+                        // the body; a refusal is answered at once, unread.
+                        let verdict = check_continue(handler, &mut pending.head, peer);
+                        if verdict != StatusCode::CONTINUE {
+                            log::debug!("refused an expected body with {verdict}");
+                            write_error(&mut scratch.write, verdict, "");
+                            return close_after_output(
+                                conn,
+                                io,
+                                cfg,
+                                scratch,
+                                Fate::BadRequest(verdict),
+                            );
+                        }
+                        scratch
+                            .write
+                            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        pending.continued = true;
+                    }
+                    conn.stage = Stage::Body(Box::new(pending));
+                    continue;
+                }
+                if let Some(next) = run(conn, io, peer, handler, cfg, scratch, stopping, pending) {
+                    return next;
+                }
+            }
+        }
+    }
+}
+
+/// Runs a request whose body is read ahead (or needs none): the handler, or the switch
+/// to HTTP/2. `None`: go on serving the connection.
+#[allow(clippy::too_many_arguments)]
+fn run<H: Handler + ?Sized>(
+    conn: &mut H1Conn,
+    io: &dyn Transport,
+    peer: Option<SocketAddr>,
+    handler: &H,
+    cfg: &Config,
+    scratch: &mut Scratch,
+    stopping: &AtomicBool,
+    pending: Pending,
+) -> Option<Next> {
+    let Pending {
+        head,
+        continued,
+        h2c,
+        ..
+    } = pending;
+    if let Some(settings) = h2c {
+        // The 101 must follow every earlier answer.
+        if let Err(e) = conn.send_output(io, &mut scratch.write) {
+            log::debug!("write failed: {e}");
+            return Some(Next::Close(Fate::Io));
+        }
+        if conn.unsent.is_some() {
+            // The peer does not read: serve this request over HTTP/1.1 after all?
+            // No: it offered to switch and waits for the 101. Give up on it.
+            return Some(close_after_output(
+                conn,
+                io,
+                cfg,
+                scratch,
+                Fate::WriteTimeout,
+            ));
+        }
+        return Some(
+            match take_h2c_upgrade(io, &mut conn.side, cfg, &mut scratch.write, head, settings) {
                 Ok(upgrade) => Next::H2cUpgrade(Box::new(upgrade)),
                 Err(fate) => Next::Close(fate),
-            };
+            },
+        );
+    }
+    match exchange(
+        io,
+        peer,
+        handler,
+        cfg,
+        &mut conn.side,
+        scratch,
+        stopping,
+        head,
+        continued,
+    ) {
+        Ok(Settled::Done) => None,
+        Ok(Settled::Drain) => {
+            conn.stage = Stage::Drain(0);
+            None
         }
-        match exchange(io, peer, handler, cfg, side, scratch, stopping, head) {
-            Ok(()) => {}
-            Err(fate) => return Next::Close(fate),
+        Err(fate) => Some(close_after_output(conn, io, cfg, scratch, fate)),
+    }
+}
+
+/// The connection waits for the peer: what is owed is offered to the socket, and the
+/// deadline is the nearest of the stage's and the unsent output's.
+fn park(
+    conn: &mut H1Conn,
+    io: &dyn Transport,
+    cfg: &Config,
+    scratch: &mut Scratch,
+    stopping: &AtomicBool,
+) -> Next {
+    if let Err(e) = conn.send_output(io, &mut scratch.write) {
+        log::debug!("write failed: {e}");
+        return Next::Close(Fate::Io);
+    }
+    if stopping.load(Ordering::Relaxed) && conn.is_idle() {
+        return Next::Close(Fate::Shutdown);
+    }
+    let now = Instant::now();
+    let stage_deadline = match &conn.stage {
+        Stage::Head => match conn.head_started {
+            Some(t0) => cfg.head_timeout.map(|t| t0 + t),
+            None if conn.served == 0 => cfg.head_timeout.map(|t| conn.accepted + t),
+            None if conn.unsent.is_some() => None,
+            None => cfg.idle_timeout.map(|t| now + t),
+        },
+        Stage::Body(_) | Stage::Drain(_) => BodyLimits::of(cfg)
+            .deadline(&conn.side.progress)
+            .map(|(at, _)| at)
+            .or(cfg.read_timeout.map(|t| now + t)),
+    };
+    let deadline = match (stage_deadline, conn.write_deadline(cfg)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let far = now + Duration::from_secs(365 * 24 * 3600);
+    Next::Park(deadline.unwrap_or(far))
+}
+
+/// Ends the connection once what is owed (an error answer, the last response) is out:
+/// now if the socket takes it, else after the loop has written it.
+fn close_after_output(
+    conn: &mut H1Conn,
+    io: &dyn Transport,
+    cfg: &Config,
+    scratch: &mut Scratch,
+    fate: Fate,
+) -> Next {
+    if matches!(fate, Fate::Io | Fate::Hijacked) {
+        return Next::Close(fate);
+    }
+    if let Err(e) = conn.send_output(io, &mut scratch.write) {
+        log::debug!("write failed: {e}");
+        return Next::Close(Fate::Io);
+    }
+    match &mut conn.unsent {
+        None => Next::Close(fate),
+        Some(unsent) => {
+            unsent.then_close = Some(fate);
+            let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+            Next::Park(conn.write_deadline(cfg).unwrap_or(far))
         }
     }
 }
 
-fn flush(io: &dyn Transport, out: &mut Vec<u8>) -> io::Result<()> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    let result = io.write_all(out);
-    out.clear();
-    result
-}
-
-/// Ends a connection: sends what is buffered (an error answer, say) and stops writing.
-/// Returns true when the peer may still be sending: the caller should then read and
-/// discard for a short while before closing, so the kernel does not answer the peer's
-/// late bytes with a reset that destroys the answer we just sent (RFC 9112 §9.6).
+/// Ends a connection: offers the socket what is still owed (an error answer, say)
+/// without waiting, and stops writing. Returns true when the peer may still be
+/// sending: the caller should then read and discard for a short while before closing,
+/// so the kernel does not answer the peer's late bytes with a reset that destroys the
+/// answer we just sent (RFC 9112 §9.6).
 pub(crate) fn finish(
     conn: &mut H1Conn,
     io: &dyn Transport,
     scratch: &mut Scratch,
     fate: Fate,
 ) -> bool {
+    let unsent = conn.unsent.take();
     if fate == Fate::Hijacked {
         // A handler owns a duplicate of the socket: no flush (the head went out with the
         // upgrade), and no shutdown, which would end the duplicate's connection too.
@@ -278,16 +618,22 @@ pub(crate) fn finish(
         conn.side.rbuf.start = 0;
         conn.side.rbuf.end = 0;
         conn.side.body = BodyState::Done;
+        conn.stage = Stage::Head;
         return false;
     }
-    if fate != Fate::Io {
-        let _ = flush(io, &mut scratch.write);
+    if !matches!(fate, Fate::Io | Fate::WriteTimeout) {
+        let mut owed = unsent.map(|u| u.bytes).unwrap_or_default();
+        owed.append(&mut scratch.write);
+        let _ = write_nonblocking(io, &owed);
     }
     scratch.write.clear();
-    let unread_input = !conn.side.rbuf.is_empty() || !matches!(conn.side.body, BodyState::Done);
+    let unread_input = !conn.side.rbuf.is_empty()
+        || !matches!(conn.side.body, BodyState::Done)
+        || !matches!(conn.stage, Stage::Head);
     conn.side.rbuf.start = 0;
     conn.side.rbuf.end = 0;
     conn.side.body = BodyState::Done;
+    conn.stage = Stage::Head;
     if unread_input && fate != Fate::Io {
         let _ = io.shutdown(Shutdown::Write);
         true
@@ -297,8 +643,46 @@ pub(crate) fn finish(
     }
 }
 
-/// A parked connection's deadline passed: 408 if a head was arriving, else just close.
+/// A parked connection's deadline passed. A head that was arriving gets 408, and so
+/// does a body the loop was reading ahead; an idle connection, a drain or output the
+/// peer does not read just close.
 pub(crate) fn on_timeout(conn: &mut H1Conn, scratch: &mut Scratch) -> Fate {
+    static SLOW: RateLimitedLog = RateLimitedLog::new(10);
+    if conn.unsent.is_some() {
+        SLOW.hit(|n| {
+            log::info!(
+                "a client did not read its response in time; closing{}",
+                and_more(n)
+            )
+        });
+        return Fate::WriteTimeout;
+    }
+    match conn.stage {
+        Stage::Body(_) => {
+            SLOW.hit(|n| {
+                log::info!(
+                    "a request body came too slowly; answering 408{}",
+                    and_more(n)
+                )
+            });
+            write_error(
+                &mut scratch.write,
+                StatusCode::REQUEST_TIMEOUT,
+                "request body timed out",
+            );
+            return Fate::BodyTimeout;
+        }
+        Stage::Drain(_) => {
+            SLOW.hit(|n| {
+                log::info!(
+                    "an unread request body came too slowly; closing{}",
+                    and_more(n)
+                )
+            });
+            return Fate::BodyTimeout;
+        }
+        Stage::Head => {}
+    }
     if conn.is_idle() && conn.served > 0 {
         return Fate::IdleTimeout;
     }
@@ -325,6 +709,10 @@ fn read_head(
     first: bool,
 ) -> Result<Option<RequestHead>, Fate> {
     let mut check_from = 0usize;
+    // A short read says the socket had no more at that moment, so the next read is
+    // skipped until readiness says otherwise. But the peer's FIN may already be in
+    // (it raises no new edge): while a head is incomplete, read once more anyway.
+    let mut looked_again = false;
     loop {
         if !side.rbuf.is_empty() {
             let data = side.rbuf.data();
@@ -371,7 +759,10 @@ fn read_head(
             head_started.get_or_insert_with(Instant::now);
         }
         if !*unread_maybe {
-            return Ok(None);
+            if side.rbuf.is_empty() || looked_again {
+                return Ok(None);
+            }
+            looked_again = true;
         }
         let mut short = false;
         let filled = side.rbuf.fill_with(

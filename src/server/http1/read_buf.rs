@@ -48,12 +48,8 @@ impl ReadBuf {
         Ok(())
     }
 
-    /// Reads more bytes into the buffer, growing it up to `max` bytes.
-    pub(super) fn fill(&mut self, io: &dyn Transport, max: usize) -> io::Result<usize> {
-        self.fill_with(|buf| io.read(buf), max)
-    }
-
-    /// Like [`fill`](ReadBuf::fill), with the read operation given.
+    /// Reads more bytes into the buffer with `read`, growing it up to `max` bytes (an
+    /// `OutOfMemory` error once it is that large and full).
     pub(super) fn fill_with(
         &mut self,
         mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,

@@ -250,7 +250,8 @@ impl ResponseSink for H1Sink<'_, '_> {
             return Ok(0);
         }
         if out.buf.len() + data.len() > WRITE_BUFFER {
-            out.flush(self.io)?;
+            // The socket takes what it can now; the handler waits only past write_buffer.
+            out.make_room(self.io, data.len())?;
             if data.len() >= WRITE_BUFFER {
                 // Large writes go straight out instead of through the buffer.
                 if chunked {
