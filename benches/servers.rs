@@ -5,11 +5,25 @@
 //! to CPU 0, with the load generator pinned to CPU 1, and prints requests/s, latency,
 //! server CPU per request and RSS, with spindle's ratio to each peer.
 //!
-//! Scenarios (`BENCH_SCENARIOS`, default `a,b,c,d,e,h2a,h2b`):
+//! Scenarios (`BENCH_SCENARIOS`, default `a,b,c,d,e,f,h2a,h2b`):
 //!
 //! - HTTP/1.1 with wrk: `a` keep-alive, 16 connections; `b` keep-alive, 256
 //!   connections; `c` a new connection per request; `d` as `a` with `BENCH_IDLE` idle
-//!   keep-alive connections held open; `e` 10,000 idle connections, memory only.
+//!   keep-alive connections held open; `e` 10,000 idle connections, memory only; `f` as
+//!   `a` while `BENCH_SLOW` (default 1,000) slow clients are connected, the kinds of
+//!   `tests/hostile_slow_peers.rs` in its proportions: 69% slowloris heads (a byte a
+//!   second), 13.8% `POST /` bodies of a declared 1,000,000 bytes trickled a byte a
+//!   second, 13.8% clients that never read their two pipelined `GET /big` answers
+//!   (128 KiB each; a 4 KiB receive buffer and a 536-byte MSS keep the kernel from
+//!   taking them whole), 3.4% h2c connections with 40 `POST /` streams that send no
+//!   DATA. The slow clients are driven by one thread of this process pinned to CPU 1
+//!   (benches/common/slow_peers.rs), connect before wrk starts and are watched after it
+//!   until the server has cut every one or `BENCH_SLOW_WAIT` seconds (default 35) have
+//!   passed since they connected; a client counts as cut when it saw the close or reset,
+//!   or the server shut its side of the socket (from /proc/net/tcp), and an h2c
+//!   connection when every stream was reset or answered. The notes give the ratio to
+//!   the same server's (a) in the run (spindle's target: at least 0.9×) and what was
+//!   cut, by kind.
 //! - HTTP/2 with prior knowledge (h2c) with h2load: `h2a` is `h2load -c4 -m32` (4
 //!   connections, 32 streams in flight on each), `h2b` is `h2load -c1 -m100` (one
 //!   connection, 100 streams in flight). h2load runs in duration mode (`-D`) after a
@@ -28,12 +42,15 @@
 //!
 //! Other knobs: `BENCH_SECS` (default 5) per run, `BENCH_RUNS` (default 3; medians are
 //! reported, plus the best CPU per request), `BENCH_IDLE` (idle connections in scenario
-//! d, default 2000), `BENCH_H2_WARMUP` (default 1 s).
+//! d, default 2000), `BENCH_H2_WARMUP` (default 1 s), `BENCH_SLOW` and
+//! `BENCH_SLOW_WAIT` (scenario f).
 //!
 //! Needs `taskset` (util-linux), `wrk` for the HTTP/1 scenarios, `h2load` for the h2
 //! ones (nghttp2-client) and `nghttpd` (nghttp2-server) for that server; a missing
 //! nghttpd is skipped with a warning. Loopback only; every child is ended by its PID.
 mod common;
+#[path = "common/slow_peers.rs"]
+mod slow_peers;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -46,6 +63,8 @@ use common::{
 };
 
 const HELLO: &[u8] = b"Hello, World!";
+/// The answer to `GET /big` (scenario f's clients that never read).
+static BIG: [u8; 128 * 1024] = [b'x'; 128 * 1024];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -58,8 +77,10 @@ fn main() {
     let runs: usize = env_or("BENCH_RUNS", 3);
     let idle: usize = env_or("BENCH_IDLE", 2000);
     let warmup: u64 = env_or("BENCH_H2_WARMUP", 1);
+    let slow: usize = env_or("BENCH_SLOW", 1000);
+    let slow_wait: u64 = env_or("BENCH_SLOW_WAIT", 35);
     let mut servers: Vec<String> = env_list("BENCH_SERVERS", "spindle,tiny_http,hyper,nghttpd");
-    let scenarios: Vec<String> = env_list("BENCH_SCENARIOS", "a,b,c,d,e,h2a,h2b");
+    let scenarios: Vec<String> = env_list("BENCH_SCENARIOS", "a,b,c,d,e,f,h2a,h2b");
     let mut tools = vec!["taskset"];
     if scenarios.iter().any(|s| !is_h2(s)) {
         tools.push("wrk");
@@ -85,6 +106,8 @@ fn main() {
     let ctx = Ctx {
         secs,
         idle,
+        slow,
+        slow_wait,
         warmup,
         docroot: docroot.clone(),
     };
@@ -113,6 +136,9 @@ fn main() {
 struct Ctx {
     secs: u64,
     idle: usize,
+    /// Scenario f: slow clients, and how long to wait for the server to cut them.
+    slow: usize,
+    slow_wait: u64,
     /// h2load's `--warm-up-time`, seconds.
     warmup: u64,
     /// nghttpd's document root.
@@ -139,6 +165,7 @@ fn scenario_name(s: &str) -> &'static str {
         "c" => "(c) new connection per request, 16 at a time",
         "d" => "(d) as (a) with idle keep-alive connections held open",
         "e" => "(e) 10,000 idle keep-alive connections, memory only",
+        "f" => "(f) as (a) while 1,000 slow clients are connected",
         "h2a" => "(h2a) h2c, h2load -c4 -m32",
         "h2b" => "(h2b) h2c, h2load -c1 -m100",
         _ => "unknown",
@@ -158,6 +185,8 @@ struct Measure {
     connections_served: Option<(usize, usize)>,
     /// h2load's own counts (HTTP/2 scenarios).
     h2: Option<H2Counts>,
+    /// Scenario f: what the server did with the slow clients.
+    slow: Option<SlowCut>,
 }
 
 /// What h2load said beyond requests/s. `failed` counts every request that did not
@@ -215,6 +244,7 @@ fn measure(server: &str, scenario: &str, ctx: &Ctx) -> Measure {
     }
     // Warm up, so lazily made threads and buffers exist before counting.
     run_wrk(addr, 16, 1, false);
+    let slow = (scenario == "f").then(|| SlowClients::connect(addr, ctx.slow));
 
     let mut idle_conns = Vec::new();
     if scenario == "e" {
@@ -275,10 +305,187 @@ fn measure(server: &str, scenario: &str, ctx: &Ctx) -> Measure {
         let answered = idle_conns.iter_mut().map(ask).filter(|ok| *ok).count();
         m.idle_answered = Some((answered, total.max(idle)));
     }
+    if let Some(slow) = slow {
+        m.slow = Some(slow.watch(Duration::from_secs(ctx.slow_wait)));
+    }
     drop(idle_conns);
     let _ = child.kill();
     let _ = child.wait();
     m
+}
+
+/// Scenario f's slow clients: kind name and share of `BENCH_SLOW` (the proportions of
+/// tests/hostile_slow_peers.rs: 1,000 slowloris, 200 bodies, 200 non-readers, 50 h2c).
+const SLOW_KINDS: [(&str, u32); 4] = [
+    ("slowloris", 690),
+    ("trickled bodies", 138),
+    ("never read", 138),
+    ("h2c streams without DATA", 34),
+];
+
+/// What a server did with scenario f's slow clients.
+#[derive(Debug, Clone, Default)]
+struct SlowCut {
+    /// (kind, cut, connected, total)
+    by_kind: Vec<(&'static str, usize, usize, usize)>,
+    /// Seconds from their connecting until the last was cut, if all were.
+    all_cut_after: Option<f64>,
+    /// Seconds they were watched.
+    watched: f64,
+}
+
+impl SlowCut {
+    fn note(&self) -> String {
+        let (cut, connected, total) = self
+            .by_kind
+            .iter()
+            .fold((0, 0, 0), |(c, n, t), k| (c + k.1, n + k.2, t + k.3));
+        let when = match self.all_cut_after {
+            Some(s) => format!("all cut by {s:.1} s"),
+            None => format!("{cut}/{connected} cut within {:.0} s", self.watched),
+        };
+        let kinds: Vec<String> = self
+            .by_kind
+            .iter()
+            .map(|(k, c, n, _)| format!("{k} {c}/{n}"))
+            .collect();
+        let unconnected = if connected < total {
+            format!(", {} never connected", total - connected)
+        } else {
+            String::new()
+        };
+        format!("slow clients: {when} ({}){unconnected}", kinds.join(", "))
+    }
+}
+
+/// Scenario f's slow clients, connected and started.
+struct SlowClients {
+    driver: slow_peers::Driver,
+    port: u16,
+    connected_at: Instant,
+    totals: Vec<usize>,
+}
+
+impl SlowClients {
+    /// Connects `n` slow clients (from a thread pinned to CPU 1) and waits until each
+    /// has sent its first bytes (10 s at most), then one more second.
+    fn connect(addr: SocketAddr, n: usize) -> SlowClients {
+        use slow_peers::{h2_open_streams, ReadPolicy, Spec};
+        let mut totals: Vec<usize> = SLOW_KINDS
+            .iter()
+            .map(|(_, share)| n * *share as usize / 1000)
+            .collect();
+        totals[0] += n - totals.iter().sum::<usize>();
+        let spec = |kind: usize| {
+            let base = Spec {
+                kind,
+                small_window: false,
+                first: Vec::new(),
+                trickle: Vec::new(),
+                every: Duration::from_secs(1),
+                read: ReadPolicy::All,
+                h2: false,
+                peek_after: None,
+            };
+            match kind {
+                0 => Spec {
+                    first: b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ".to_vec(),
+                    trickle: vec![b'a'; 120],
+                    ..base
+                },
+                1 => Spec {
+                    first: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\nx"
+                        .to_vec(),
+                    trickle: vec![b'x'; 120],
+                    ..base
+                },
+                2 => Spec {
+                    small_window: true,
+                    first: b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n".repeat(2),
+                    read: ReadPolicy::Never,
+                    ..base
+                },
+                _ => Spec {
+                    first: h2_open_streams(40, "POST", "/"),
+                    h2: true,
+                    ..base
+                },
+            }
+        };
+        // Round robin over the kinds, so each batch of connections has all of them.
+        let mut left = totals.clone();
+        let mut specs = Vec::with_capacity(n);
+        while left.iter().any(|l| *l > 0) {
+            for (kind, l) in left.iter_mut().enumerate() {
+                if *l > 0 {
+                    *l -= 1;
+                    specs.push(spec(kind));
+                }
+            }
+        }
+        let driver = slow_peers::Driver::start(addr, specs, Some(1));
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until
+            && driver.with(|p| p.iter().any(|p| p.started.is_none() && p.error.is_none()))
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let connected_at = Instant::now();
+        std::thread::sleep(Duration::from_secs(1));
+        SlowClients {
+            driver,
+            port: addr.port(),
+            connected_at,
+            totals,
+        }
+    }
+
+    /// Per kind: (cut, connected).
+    fn count(&self) -> Vec<(usize, usize)> {
+        let open = slow_peers::server_open_ports(self.port);
+        let mut counts = vec![(0, 0); SLOW_KINDS.len()];
+        self.driver.with(|peers| {
+            for p in peers.iter().filter(|p| p.started.is_some()) {
+                let c = &mut counts[p.kind];
+                c.1 += 1;
+                let streams_done =
+                    p.h2.streams.len() >= 40 && p.h2.streams.values().all(|s| s.end.is_some());
+                if p.end.is_some() || !open.contains(&p.port) || streams_done {
+                    c.0 += 1;
+                }
+            }
+        });
+        counts
+    }
+
+    /// Watches until every slow client was cut or `wait` has passed since they
+    /// connected, then closes them.
+    fn watch(self, wait: Duration) -> SlowCut {
+        let mut all_cut_after = None;
+        let counts = loop {
+            let counts = self.count();
+            if counts.iter().all(|(cut, connected)| cut == connected) {
+                all_cut_after = Some(self.connected_at.elapsed().as_secs_f64());
+                break counts;
+            }
+            if self.connected_at.elapsed() >= wait {
+                break counts;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        let watched = self.connected_at.elapsed().as_secs_f64();
+        self.driver.stop();
+        SlowCut {
+            by_kind: SLOW_KINDS
+                .iter()
+                .zip(&counts)
+                .zip(&self.totals)
+                .map(|(((name, _), (cut, connected)), total)| (*name, *cut, *connected, *total))
+                .collect(),
+            all_cut_after,
+            watched,
+        }
+    }
 }
 
 /// Runs h2load (pinned to CPU 1) for `warmup` + `secs` seconds and measures the server
@@ -630,6 +837,12 @@ fn print_table(
             if let Some((answered, total)) = ms.last().and_then(|m| m.idle_answered) {
                 notes.push(format!("{answered}/{total} idle answered after"));
             }
+            if scenario == "f" {
+                notes.push(own_a_ratio(table, server, rps));
+            }
+            if let Some(slow) = ms.last().and_then(|m| m.slow.as_ref()) {
+                notes.push(slow.note());
+            }
             println!(
                 "| {} | {} | {:.0} | {:.2} ms | {:.2} µs | {:.2} µs | {:.1} MiB | {} | {} | {} |",
                 scenario_name(scenario),
@@ -644,6 +857,47 @@ fn print_table(
                 notes.join("; ")
             );
         }
+    }
+    // Scenario f's target, and every run's slow-client outcome (the table shows the
+    // last run's).
+    if scenarios.iter().any(|s| s == "f") {
+        println!();
+        for server in servers.iter().filter(|s| supports(s, "f")) {
+            let Some(ms) = table.get(&("f".to_string(), server.clone())) else {
+                continue;
+            };
+            let runs: Vec<String> = ms
+                .iter()
+                .map(|m| m.slow.as_ref().map_or("-".to_string(), SlowCut::note))
+                .collect();
+            let ratio = own_a_ratio(table, server, median(ms, |m| m.rps));
+            let target = if server == "spindle" {
+                let met = table
+                    .get(&("a".to_string(), server.clone()))
+                    .map(|a| median(ms, |m| m.rps) >= 0.9 * median(a, |m| m.rps));
+                match met {
+                    Some(true) => " (target ≥ 0.9×: met)",
+                    Some(false) => " (target ≥ 0.9×: NOT met)",
+                    None => "",
+                }
+            } else {
+                ""
+            };
+            println!(
+                "(f) {server}: {ratio}{target}; per run: {}",
+                runs.join(" | ")
+            );
+        }
+    }
+}
+
+/// Scenario f against the same server's (a) in this run: "0.95× own (a)".
+fn own_a_ratio(table: &BTreeMap<(String, String), Vec<Measure>>, server: &str, rps: f64) -> String {
+    match table.get(&("a".to_string(), server.to_string())) {
+        Some(a) if median(a, |m| m.rps) > 0.0 => {
+            format!("{:.2}× own (a)", rps / median(a, |m| m.rps))
+        }
+        _ => "own (a) not run".to_string(),
     }
 }
 
@@ -720,12 +974,13 @@ fn serve_spindle(addr: &str) {
     use spindle::server::{Request, Response, Server};
     let listening = Server::http(addr)
         .expect("bind")
-        .handle(|_req: Request, mut res: Response| {
+        .handle(|req: Request, mut res: Response| {
             res.headers_mut().insert(
                 "content-type",
                 spindle::http::HeaderValue::from_static("text/plain"),
             );
-            res.send(HELLO).ok();
+            let body: &[u8] = if req.path() == "/big" { &BIG } else { HELLO };
+            res.send(body).ok();
         })
         .expect("serve");
     listening.join();
@@ -741,7 +996,8 @@ fn serve_tiny_http(addr: &str) {
             let header = header.clone();
             std::thread::spawn(move || {
                 for req in server.incoming_requests() {
-                    let res = tiny_http::Response::from_data(HELLO).with_header(header.clone());
+                    let body: &[u8] = if req.url() == "/big" { &BIG } else { HELLO };
+                    let res = tiny_http::Response::from_data(body).with_header(header.clone());
                     let _ = req.respond(res);
                 }
             })
@@ -778,8 +1034,13 @@ fn serve_hyper(addr: &str) {
             let _ = stream.set_nodelay(true);
             let builder = builder.clone();
             tokio::spawn(async move {
-                let service = service_fn(|_req| async {
-                    let mut res = hyper::Response::new(Full::new(bytes::Bytes::from_static(HELLO)));
+                let service = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let body: &'static [u8] = if req.uri().path() == "/big" {
+                        &BIG
+                    } else {
+                        HELLO
+                    };
+                    let mut res = hyper::Response::new(Full::new(bytes::Bytes::from_static(body)));
                     res.headers_mut().insert(
                         "content-type",
                         hyper::header::HeaderValue::from_static("text/plain"),
