@@ -16,7 +16,8 @@
 //!   every answer they finished) is on the wire: a client may be waiting for it;
 //! - the output stays within a small multiple of the input (no amplification).
 //!
-//! Input layout: byte 0 = settings flags, byte 1 = number of pauses (low 3 bits), then
+//! Input layout: byte 0 = settings flags (keep-alive, small limits, small drain limit,
+//! body read-ahead default/off/16 bytes), byte 1 = number of pauses (low 3 bits), then
 //! two bytes per pause offset, then the connection's bytes.
 #![no_main]
 use std::cell::Cell;
@@ -395,6 +396,12 @@ fn settings(flags: u8) -> Settings {
     }
     if flags & 4 != 0 {
         s.drain_limit = 16;
+    }
+    // The loop's read-ahead of request bodies: the default, off, or a few bytes.
+    match (flags >> 3) & 3 {
+        1 => s.body_buffer = 0,
+        2 => s.body_buffer = 16,
+        _ => {}
     }
     s
 }

@@ -48,6 +48,8 @@ pub struct Settings {
     pub drain_limit: u64,
     /// Keep-alive on or off.
     pub keep_alive: bool,
+    /// Request body bytes the loop reads ahead before the handler runs.
+    pub body_buffer: usize,
 }
 
 impl Default for Settings {
@@ -57,6 +59,7 @@ impl Default for Settings {
             limits: cfg.limits,
             drain_limit: cfg.drain_limit,
             keep_alive: cfg.keep_alive,
+            body_buffer: cfg.body_buffer,
         }
     }
 }
@@ -186,6 +189,7 @@ pub fn serve<H: Handler>(
         limits: settings.limits,
         drain_limit: settings.drain_limit,
         keep_alive: settings.keep_alive,
+        body_buffer: settings.body_buffer,
         ..Config::default()
     };
     let mut conn = H1Conn::new(Instant::now());

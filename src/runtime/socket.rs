@@ -324,6 +324,12 @@ impl Transport for Socket {
         Ok(())
     }
 
+    fn abort_on_close(&self) {
+        if let Stream::Tcp(s) = &self.stream {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+    }
+
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         if let Some(tls) = &self.tls {
             if how != Shutdown::Read && !tls.is_handshaking() {

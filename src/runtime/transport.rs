@@ -33,6 +33,10 @@ pub(crate) trait Transport: Send + Sync {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Shuts down one or both directions.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+    /// Makes the coming close discard what the kernel still holds to send and reset the
+    /// connection (TCP: `SO_LINGER` of zero), for a peer that does not read: its
+    /// buffered answer would otherwise keep kernel memory until it did.
+    fn abort_on_close(&self) {}
     /// Hands the connection to a handler ([`Response::upgrade`]): a duplicate of the
     /// socket, in blocking mode, with no timeouts (with its TLS session, if any). The
     /// caller must then forget the connection without shutting it down (that would end

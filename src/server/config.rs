@@ -32,11 +32,11 @@ pub(crate) struct Config {
     pub tls_handshake_timeout: Duration,
 }
 
-/// A minimum data rate, as Apache's `mod_reqtimeout` `MinRate` and nginx's body timeouts
-/// enforce it: a transfer may lag behind `bytes_per_second` by at most `window`. Each
-/// byte that arrives (or leaves) buys `1 / bytes_per_second` more time, so a peer that
-/// trickles one byte every few seconds is cut once its slack is spent, while a burst
-/// followed by a pause is fine.
+/// A minimum data rate: a transfer must move at least `bytes_per_second × window` bytes
+/// in every `window` (a new window begins once that much has moved), or it is cut. Like
+/// Apache's `mod_reqtimeout` `MinRate` and nginx's body and send timeouts, it stops a
+/// peer that trickles a byte now and then; unlike a rate averaged from the start, an
+/// early burst (which socket buffers swallow at once) buys no credit for later.
 ///
 /// ```
 /// use std::time::Duration;
@@ -52,19 +52,18 @@ pub struct MinRate {
 }
 
 impl MinRate {
-    /// The default for request bodies and for responses a handler waits to write:
-    /// 500 bytes a second, with 10 s of slack (Apache's `MinRate=500`, and its initial
-    /// 10 s for heads).
+    /// The default for request bodies and for responses: 500 bytes a second, checked
+    /// over 10 s windows (Apache's `MinRate=500`; its initial 10 s for heads).
     pub const DEFAULT: MinRate = MinRate {
         bytes_per_second: 500,
         window: Duration::from_secs(10),
     };
 
-    /// At least `bytes_per_second` on average (at least 1), lagging by at most `window`.
+    /// At least `bytes_per_second` (at least 1) in every `window` (at least 1 ms).
     pub fn new(bytes_per_second: u64, window: Duration) -> MinRate {
         MinRate {
             bytes_per_second: bytes_per_second.max(1),
-            window,
+            window: window.max(Duration::from_millis(1)),
         }
     }
 
@@ -73,16 +72,53 @@ impl MinRate {
         self.bytes_per_second
     }
 
-    /// How far behind that rate a transfer may fall.
+    /// The span over which the rate is checked.
     pub fn window(&self) -> Duration {
         self.window
     }
 
     /// When the next byte is due for a transfer that began at `started` and has moved
-    /// `transferred` bytes: `started + window + transferred / rate`.
+    /// `transferred` bytes, averaged from the start: `started + window + transferred /
+    /// rate`. (An early burst buys credit here; [`RateWindow`] does not.)
     pub fn deadline(&self, started: Instant, transferred: u64) -> Instant {
         let earned = Duration::from_secs_f64(transferred as f64 / self.bytes_per_second as f64);
         started + self.window + earned.min(Duration::from_secs(1 << 32))
+    }
+
+    /// Bytes that must move in one window.
+    fn per_window(&self) -> u64 {
+        let bytes = self.bytes_per_second as f64 * self.window.as_secs_f64();
+        (bytes.ceil() as u64).max(1)
+    }
+}
+
+/// Where a transfer stands against a [`MinRate`]: the current window and what has moved
+/// in it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateWindow {
+    since: Instant,
+    moved: u64,
+}
+
+impl RateWindow {
+    pub(crate) fn start(now: Instant) -> RateWindow {
+        RateWindow {
+            since: now,
+            moved: 0,
+        }
+    }
+
+    /// Records `n` bytes moved at `now`; a window that has seen its due begins anew.
+    pub(crate) fn moved(&mut self, rate: &MinRate, n: u64, now: Instant) {
+        self.moved += n;
+        if self.moved >= rate.per_window() {
+            *self = RateWindow::start(now);
+        }
+    }
+
+    /// When the current window ends; a transfer still waiting then is too slow.
+    pub(crate) fn deadline(&self, rate: &MinRate) -> Instant {
+        self.since + rate.window
     }
 }
 

@@ -14,7 +14,7 @@ use super::output::{Output, Shared};
 use super::{lock, ReadSide};
 use crate::h1::framing::ChunkedDecoder;
 use crate::runtime::transport::Transport;
-use crate::server::config::{Config, MinRate};
+use crate::server::config::{Config, MinRate, RateWindow};
 use crate::server::request::BodySource;
 use crate::{Error, ErrorKind};
 
@@ -34,13 +34,43 @@ pub(super) enum BodyState {
     },
 }
 
-/// How far the current request body has come: the minimum rate and the body timeout
-/// are measured from the end of the head.
+/// How far the current request body has come: the body timeout is measured from the
+/// end of the head, the minimum rate window by window (boxed in `ReadSide`: only a
+/// request with a body has one).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct BodyProgress {
     pub(super) started: Instant,
     /// Bytes read from the socket for this body (framing included).
     pub(super) received: u64,
+    rate: Option<MinRate>,
+    window: RateWindow,
+}
+
+impl BodyProgress {
+    pub(super) fn start(cfg: &Config) -> BodyProgress {
+        let now = Instant::now();
+        BodyProgress {
+            started: now,
+            received: 0,
+            rate: cfg.min_body_rate,
+            window: RateWindow::start(now),
+        }
+    }
+
+    /// `n` more bytes of the body came from the socket.
+    pub(super) fn record(&mut self, n: usize) {
+        self.received += n as u64;
+        if let Some(rate) = &self.rate {
+            self.window.moved(rate, n as u64, Instant::now());
+        }
+    }
+}
+
+/// Records `n` body bytes read, if the request has a body being tracked.
+fn record(progress: &mut Option<Box<BodyProgress>>, n: usize) {
+    if let Some(p) = progress {
+        p.record(n);
+    }
 }
 
 /// What bounds the wait for request body bytes.
@@ -48,7 +78,6 @@ pub(super) struct BodyProgress {
 pub(super) struct BodyLimits {
     /// One blocking read.
     pub(super) read_timeout: Option<Duration>,
-    pub(super) min_rate: Option<MinRate>,
     /// The whole body.
     pub(super) body_timeout: Option<Duration>,
 }
@@ -57,19 +86,17 @@ impl BodyLimits {
     pub(super) fn of(cfg: &Config) -> BodyLimits {
         BodyLimits {
             read_timeout: cfg.read_timeout,
-            min_rate: cfg.min_body_rate,
             body_timeout: cfg.body_timeout,
         }
     }
 
-    /// When the body must have made more progress, and which bound says so.
-    pub(super) fn deadline(&self, progress: &BodyProgress) -> Option<(Instant, Slow)> {
-        let rate = self.min_rate.map(|r| {
-            (
-                r.deadline(progress.started, progress.received),
-                Slow::Rate(r),
-            )
-        });
+    /// When the body must have made more progress, and which bound says so: the end
+    /// of the rate's current window, or the body timeout.
+    pub(super) fn deadline(&self, progress: &Option<Box<BodyProgress>>) -> Option<(Instant, Slow)> {
+        let progress = progress.as_deref()?;
+        let rate = progress
+            .rate
+            .map(|r| (progress.window.deadline(&r), Slow::Rate(r)));
         let whole = self
             .body_timeout
             .map(|t| (progress.started + t, Slow::Timeout(t)));
@@ -93,7 +120,7 @@ impl Slow {
     pub(super) fn error(self, what: &str) -> io::Error {
         let message = match self {
             Slow::Rate(r) => format!(
-                "{what} slower than the minimum rate ({} bytes/s, {:?} of slack)",
+                "{what} slower than the minimum rate ({} bytes/s over {:?})",
                 r.bytes_per_second(),
                 r.window()
             ),
@@ -223,7 +250,7 @@ impl Wait<'_, '_> {
         &mut self,
         io: &dyn Transport,
         side_timeout: &mut super::read_buf::ReadBuf,
-        progress: &BodyProgress,
+        progress: &Option<Box<BodyProgress>>,
     ) -> io::Result<Option<Slow>> {
         let Wait::Blocking { out, limits } = self else {
             return Ok(None);
@@ -301,7 +328,7 @@ pub(super) fn read_body_inner(
                     match wait.read(io, &mut buf[..want]) {
                         Ok(0) => return Err(eof()),
                         Ok(n) => {
-                            progress.received += n as u64;
+                            record(progress, n);
                             n
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -311,7 +338,7 @@ pub(super) fn read_body_inner(
                     let binding = wait.before_read(io, rbuf, progress)?;
                     match rbuf.fill_with(|b| wait.read(io, b), max_buffer) {
                         Ok(0) => return Err(eof()),
-                        Ok(n) => progress.received += n as u64,
+                        Ok(n) => record(progress, n),
                         Err(e) => return Err(explain(e, binding)),
                     }
                     continue;
@@ -351,7 +378,7 @@ pub(super) fn read_body_inner(
                     match wait.read(io, &mut buf[..want]) {
                         Ok(0) => return Err(eof()),
                         Ok(n) => {
-                            progress.received += n as u64;
+                            record(progress, n);
                             decoder.data_read(n);
                             return Ok(n);
                         }
@@ -361,7 +388,7 @@ pub(super) fn read_body_inner(
                 }
                 match rbuf.fill_with(|b| wait.read(io, b), max_buffer) {
                     Ok(0) => return Err(eof()),
-                    Ok(n) => progress.received += n as u64,
+                    Ok(n) => record(progress, n),
                     Err(e) => return Err(explain(e, binding)),
                 }
             }
@@ -459,7 +486,7 @@ pub(super) fn buffer(
                     "connection closed mid-body",
                 ))
             }
-            Ok(n) => side.progress.received += n as u64,
+            Ok(n) => record(&mut side.progress, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 *unread_maybe = false;
                 return Ok(Step::Blocked);

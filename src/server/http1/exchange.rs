@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Version};
@@ -44,10 +43,8 @@ pub(super) fn begin_body(side: &mut ReadSide, framing: BodyFraming, cfg: &Config
         BodyFraming::CloseDelimited => BodyState::Done,
     };
     side.trailers = None;
-    side.progress = BodyProgress {
-        started: Instant::now(),
-        received: 0,
-    };
+    let has_body = !matches!(side.body, BodyState::Done);
+    side.progress = has_body.then(|| Box::new(BodyProgress::start(cfg)));
 }
 
 /// Asks the handler whether it wants the body of a request that expects `100 Continue`
@@ -246,6 +243,10 @@ pub(super) fn exchange<H: Handler + ?Sized>(
     // Whatever body the handler left unread must go before the next head: the event
     // loop drains it (what is owed goes out meanwhile).
     if !matches!(side.body, BodyState::Done) {
+        if matches!(side.body, BodyState::Failed { .. }) {
+            // Where the body ends is unknown: nothing after it can be read as HTTP.
+            return Err(Fate::BodyError);
+        }
         if continue_pending {
             // The client still waits for our go-ahead; it may never send the body.
             return Err(Fate::NotKeepAlive);

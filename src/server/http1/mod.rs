@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use http::header::HeaderMap;
 use http::{StatusCode, Version};
 
-use super::config::Config;
+use super::config::{Config, RateWindow};
 use super::h2c_upgrade::H2cUpgrade;
 use super::Handler;
 use crate::h1::date::with_http_date;
@@ -128,10 +128,9 @@ struct Pending {
 /// Output the socket did not take, written by the loop as the peer reads it.
 struct Unsent {
     bytes: Vec<u8>,
-    /// When the loop began waiting to write, and the bytes written since (the minimum
-    /// write rate), and when it last made progress (the write timeout).
-    since: Instant,
-    written: u64,
+    /// The minimum write rate's window, and when writing last made progress (the write
+    /// timeout).
+    window: RateWindow,
     progress_at: Instant,
     /// Close once it is out, for this reason.
     then_close: Option<Fate>,
@@ -149,10 +148,7 @@ impl H1Conn {
                 },
                 body: BodyState::Done,
                 trailers: None,
-                progress: BodyProgress {
-                    started: accepted,
-                    received: 0,
-                },
+                progress: None,
             },
             stage: Stage::Head,
             unsent: None,
@@ -231,7 +227,12 @@ impl H1Conn {
 
     /// Offers the socket what is owed (earlier unsent output, then what this round
     /// gathered in `out`), without waiting; what it does not take is kept.
-    fn send_output(&mut self, io: &dyn Transport, out: &mut Vec<u8>) -> io::Result<()> {
+    fn send_output(
+        &mut self,
+        io: &dyn Transport,
+        out: &mut Vec<u8>,
+        cfg: &Config,
+    ) -> io::Result<()> {
         if let Some(unsent) = &mut self.unsent {
             unsent.bytes.append(out);
         } else if !out.is_empty() {
@@ -243,8 +244,7 @@ impl H1Conn {
             let now = Instant::now();
             self.unsent = Some(Box::new(Unsent {
                 bytes: out[n..].to_vec(),
-                since: now,
-                written: 0,
+                window: RateWindow::start(now),
                 progress_at: now,
                 then_close: None,
             }));
@@ -256,9 +256,12 @@ impl H1Conn {
         let unsent = self.unsent.as_mut().expect("checked above");
         let n = write_nonblocking(io, &unsent.bytes)?;
         if n > 0 {
+            let now = Instant::now();
             unsent.bytes.drain(..n);
-            unsent.written += n as u64;
-            unsent.progress_at = Instant::now();
+            if let Some(rate) = &cfg.min_write_rate {
+                unsent.window.moved(rate, n as u64, now);
+            }
+            unsent.progress_at = now;
         }
         // Once out, it goes, unless a close waits for it (serve_ready does that next).
         if unsent.bytes.is_empty() && unsent.then_close.is_none() {
@@ -270,9 +273,7 @@ impl H1Conn {
     /// When the peer must have read more of the unsent output.
     fn write_deadline(&self, cfg: &Config) -> Option<Instant> {
         let unsent = self.unsent.as_ref()?;
-        let rate = cfg
-            .min_write_rate
-            .map(|r| r.deadline(unsent.since, unsent.written));
+        let rate = cfg.min_write_rate.map(|r| unsent.window.deadline(&r));
         let idle = cfg.write_timeout.map(|t| unsent.progress_at + t);
         match (rate, idle) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -343,7 +344,9 @@ struct ReadSide {
     /// The trailers of a chunked body, once it ended (boxed: rare, and idle
     /// connections keep this struct).
     trailers: Option<Box<HeaderMap>>,
-    progress: BodyProgress,
+    /// Where a body's reading stands against its bounds (boxed: only while there is
+    /// one).
+    progress: Option<Box<BodyProgress>>,
 }
 
 /// Serves the connection as far as it goes without waiting for the peer: every
@@ -360,7 +363,7 @@ pub(crate) fn serve_ready<H: Handler + ?Sized>(
     loop {
         // What is owed goes out first, as far as the socket takes it.
         if conn.unsent.is_some() || scratch.write.len() >= WRITE_BUFFER {
-            if let Err(e) = conn.send_output(io, &mut scratch.write) {
+            if let Err(e) = conn.send_output(io, &mut scratch.write, cfg) {
                 log::debug!("write failed: {e}");
                 return Next::Close(Fate::Io);
             }
@@ -494,7 +497,7 @@ fn run<H: Handler + ?Sized>(
     } = pending;
     if let Some(settings) = h2c {
         // The 101 must follow every earlier answer.
-        if let Err(e) = conn.send_output(io, &mut scratch.write) {
+        if let Err(e) = conn.send_output(io, &mut scratch.write, cfg) {
             log::debug!("write failed: {e}");
             return Some(Next::Close(Fate::Io));
         }
@@ -545,7 +548,7 @@ fn park(
     scratch: &mut Scratch,
     stopping: &AtomicBool,
 ) -> Next {
-    if let Err(e) = conn.send_output(io, &mut scratch.write) {
+    if let Err(e) = conn.send_output(io, &mut scratch.write, cfg) {
         log::debug!("write failed: {e}");
         return Next::Close(Fate::Io);
     }
@@ -585,7 +588,7 @@ fn close_after_output(
     if matches!(fate, Fate::Io | Fate::Hijacked) {
         return Next::Close(fate);
     }
-    if let Err(e) = conn.send_output(io, &mut scratch.write) {
+    if let Err(e) = conn.send_output(io, &mut scratch.write, cfg) {
         log::debug!("write failed: {e}");
         return Next::Close(Fate::Io);
     }
@@ -621,7 +624,18 @@ pub(crate) fn finish(
         conn.stage = Stage::Head;
         return false;
     }
-    if !matches!(fate, Fate::Io | Fate::WriteTimeout) {
+    if fate == Fate::WriteTimeout {
+        // The peer does not read: drop what it was owed, here and in the kernel.
+        scratch.write.clear();
+        conn.side.rbuf.start = 0;
+        conn.side.rbuf.end = 0;
+        conn.side.body = BodyState::Done;
+        conn.stage = Stage::Head;
+        io.abort_on_close();
+        let _ = io.shutdown(Shutdown::Both);
+        return false;
+    }
+    if fate != Fate::Io {
         let mut owed = unsent.map(|u| u.bytes).unwrap_or_default();
         owed.append(&mut scratch.write);
         let _ = write_nonblocking(io, &owed);

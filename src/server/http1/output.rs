@@ -15,7 +15,7 @@ use super::body::Slow;
 use super::ReadSide;
 use crate::h1::framing::write_chunk_size;
 use crate::runtime::transport::Transport;
-use crate::server::config::{Config, MinRate};
+use crate::server::config::{Config, MinRate, RateWindow};
 
 /// Body writes are gathered up to this many bytes before the socket is offered them.
 pub(super) const WRITE_BUFFER: usize = 16 * 1024;
@@ -64,9 +64,8 @@ pub(super) struct Output<'s> {
     /// A write failed: the connection is dead.
     pub(super) broken: bool,
     limits: WriteLimits,
-    /// Since the first wait for the socket: when it began and the bytes written since,
-    /// for the minimum write rate.
-    waiting: Option<(Instant, u64)>,
+    /// Since the first wait for the socket: the minimum write rate's window.
+    waiting: Option<RateWindow>,
 }
 
 impl<'s> Output<'s> {
@@ -104,8 +103,13 @@ impl<'s> Output<'s> {
         }
         self.mark = self.mark.saturating_sub(n);
         self.buf.drain(..n);
-        if let Some((_, written)) = &mut self.waiting {
-            *written += n as u64;
+        self.moved(n);
+    }
+
+    /// `n` bytes went out: they count for the minimum rate once waiting has begun.
+    fn moved(&mut self, n: usize) {
+        if let (Some(window), Some(rate)) = (&mut self.waiting, &self.limits.min_rate) {
+            window.moved(rate, n as u64, Instant::now());
         }
     }
 
@@ -179,12 +183,14 @@ impl<'s> Output<'s> {
     /// Sets the socket's write timeout to what the limits leave; names the minimum
     /// rate when it is the nearer bound.
     fn before_wait(&mut self, io: &dyn Transport) -> io::Result<Option<Slow>> {
-        let (started, written) = *self.waiting.get_or_insert((Instant::now(), 0));
+        let window = *self
+            .waiting
+            .get_or_insert_with(|| RateWindow::start(Instant::now()));
         let mut timeout = self.limits.write_timeout;
         let mut binding = None;
         if let Some(rate) = self.limits.min_rate {
-            let left = rate
-                .deadline(started, written)
+            let left = window
+                .deadline(&rate)
                 .saturating_duration_since(Instant::now());
             if left.is_zero() {
                 self.broken = true;
@@ -245,9 +251,7 @@ impl<'s> Output<'s> {
             while data.len() > self.limits.write_buffer {
                 let n = self.write_waiting(io, data)?;
                 self.sent_any = true;
-                if let Some((_, written)) = &mut self.waiting {
-                    *written += n as u64;
-                }
+                self.moved(n);
                 data = &data[n..];
             }
         }
