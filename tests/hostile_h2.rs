@@ -125,6 +125,18 @@ fn serve() -> Listening {
         .unwrap()
 }
 
+/// As [`serve`], with handlers that start as soon as their HEADERS arrive
+/// (`body_buffer(0)`): with the default a request's body is buffered first (issue 14),
+/// so a handler could not answer before its request ended.
+fn serve_unbuffered() -> Listening {
+    Server::http("127.0.0.1:0")
+        .unwrap()
+        .drain_limit(4096)
+        .body_buffer(0)
+        .handle(handler)
+        .unwrap()
+}
+
 /// A response as seen on the wire: every frame of one stream, with HEADERS decoded.
 #[derive(Debug, Default)]
 struct Seen1 {
@@ -575,7 +587,8 @@ fn headers_after_the_client_reset_its_stream_are_stream_closed() {
 // ---------------------------------- a stream answered before its request ended
 
 /// Sends HEADERS without END_STREAM for `/` (whose handler answers at once without
-/// reading) and reads the whole answer: the stream is now half-closed (local).
+/// reading, on a [`serve_unbuffered`] server) and reads the whole answer: the stream is
+/// now half-closed (local).
 fn answered_early(addr: SocketAddr) -> (RawH2, Decoder, Seen1) {
     let mut c = RawH2::handshake(addr, &[]);
     let mut out = settings_ack();
@@ -626,7 +639,7 @@ fn one_ping(c: &mut RawH2, dec: &mut Decoder, seen: &mut Seen1, payload: [u8; 8]
 
 #[test]
 fn window_overflow_on_an_answered_stream_is_flow_control_error() {
-    let server = serve();
+    let server = serve_unbuffered();
     let (mut c, mut dec, mut seen) = answered_early(server.local_addr());
     // RFC 9113 §6.9.1: the stream is half-closed (local), still a stream: a window
     // past 2^31-1 is a stream error FLOW_CONTROL_ERROR (h2spec 6.9.1/3).
@@ -639,7 +652,7 @@ fn window_overflow_on_an_answered_stream_is_flow_control_error() {
 
 #[test]
 fn second_headers_without_end_stream_on_an_answered_stream_is_protocol_error() {
-    let server = serve();
+    let server = serve_unbuffered();
     let (mut c, mut dec, mut seen) = answered_early(server.local_addr());
     // RFC 9113 §8.1: trailers must carry END_STREAM (h2spec 8.1/1).
     let block = c.request_block("POST", "/", &[]);
@@ -651,7 +664,7 @@ fn second_headers_without_end_stream_on_an_answered_stream_is_protocol_error() {
 
 #[test]
 fn the_rest_of_an_unread_body_is_drained_then_reset_with_no_error() {
-    let server = serve();
+    let server = serve_unbuffered();
     let addr = server.local_addr();
     // A body within the drain limit (4096 here): taken and thrown away, the stream
     // ends normally, no reset.

@@ -522,6 +522,7 @@ fn a_body_trickled_before_its_handler_runs_is_cut_by_the_rate() {
         c.data(1, b"x", false);
         c.pump(Duration::from_secs(1), |c| c.reply(1).done());
     }
+    c.pump(Duration::from_secs(1), |c| c.reply(1).rst.is_some());
     let r = c.reply(1);
     let took = r.done_at.map(|at| at - t);
     eprintln!("  trickled body: {r:?} after {took:?}");
@@ -558,7 +559,11 @@ fn a_body_trickled_while_its_handler_reads_fails_the_read_with_a_timeout() {
     c.pump(Duration::from_secs(1), |c| c.reply(1).rst.is_some());
     let r = c.reply(1);
     let took = r.done_at.map(|at| at - t);
-    eprintln!("  trickled body under a reading handler: {r:?} after {took:?}");
+    eprintln!(
+        "  trickled body under a reading handler: {:?} {:?} after {took:?}",
+        r.status,
+        r.text()
+    );
     assert_eq!(r.status, Some(500), "{r:?}");
     assert!(
         r.text().contains("io=TimedOut spindle=Some(Timeout)"),
@@ -590,6 +595,7 @@ fn body_timeout_bounds_a_waiting_body_whatever_its_rate() {
         c.data(1, &[b'x'; 100], false);
         c.pump(Duration::from_millis(200), |c| c.reply(1).done());
     }
+    c.pump(Duration::from_secs(1), |c| c.reply(1).rst.is_some());
     let r = c.reply(1);
     let took = r.done_at.map(|at| at - t);
     eprintln!(

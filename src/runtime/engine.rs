@@ -69,9 +69,16 @@ pub(crate) struct EngineCore {
     terminate: AtomicBool,
     assign_tx: Sender<Assignment>,
     assign_rx: Receiver<Assignment>,
-    /// HTTP/2 stream handlers waiting for a thread (see [`EngineCore::submit_job`]).
+    /// HTTP/2 connections whose runnable streams wait for a thread, first come first
+    /// served; each connection has at most one job here and queues itself again at the
+    /// end after each stream, so threads go round robin among connections (see
+    /// [`EngineCore::submit_job`]).
     job_tx: Sender<Job>,
     job_rx: Receiver<Job>,
+    /// A job slot may be free while jobs wait: threads that found every slot taken
+    /// (and so wait for loops only) look again. Holds at most one token.
+    job_wake_tx: Sender<()>,
+    job_wake_rx: Receiver<()>,
     /// Jobs submitted and not yet taken by a thread.
     queued_jobs: AtomicUsize,
     /// Threads running a job, or reserved to take one.
@@ -153,10 +160,12 @@ const LINGER: Duration = Duration::from_millis(500);
 /// How much a closing connection may send before it is cut.
 const LINGER_BYTES: usize = 256 * 1024;
 
-/// A piece of work for any engine thread: an HTTP/2 stream's handler.
+/// A piece of work for any engine thread: one HTTP/2 stream's handler, run for its
+/// connection's turn in the queue.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
-/// Jobs that may wait for a thread before new ones are refused (REFUSED_STREAM).
+/// Jobs (connections) that may wait for a thread before new ones are refused (their
+/// streams get REFUSED_STREAM).
 const MAX_QUEUED_JOBS: usize = 4096;
 
 /// Tells a loop that one of its connections has work (HTTP/2 output to write, a stream
@@ -342,12 +351,21 @@ impl EngineCore {
             self.queued_jobs.fetch_sub(1, Ordering::AcqRel);
             return Err(e.into_inner());
         }
-        if queued > self.idle_threads.load(Ordering::Acquire)
-            && self.job_threads.load(Ordering::Acquire) < self.job_thread_limit()
-        {
-            self.spawn_thread();
+        if self.job_threads.load(Ordering::Acquire) < self.job_thread_limit() {
+            if queued > self.idle_threads.load(Ordering::Acquire) {
+                self.spawn_thread();
+            }
+            // An idle thread that found every slot taken earlier waits for loops only.
+            let _ = self.job_wake_tx.try_send(());
         }
         Ok(())
+    }
+
+    /// Jobs wait for a thread: threads are scarce, and work that could run inline on a
+    /// loop's thread should take its turn in the queue instead (fairness among HTTP/2
+    /// connections, see `h2conn`).
+    pub(crate) fn jobs_waiting(&self) -> bool {
+        self.queued_jobs.load(Ordering::Acquire) > 0
     }
 
     /// Reserves the right to run a job on this thread, within the limit; give it back
@@ -367,9 +385,18 @@ impl EngineCore {
         false
     }
 
-    /// Ends what [`reserve_job_thread`](EngineCore::reserve_job_thread) began.
+    /// Ends what [`reserve_job_thread`](EngineCore::reserve_job_thread) began. When jobs
+    /// wait, the slot must not stay unused: a thread that found every slot taken looks
+    /// again (it would otherwise wait for a loop to run, and the jobs with it), and with
+    /// no idle thread at all one is started (within the bound).
     pub(crate) fn release_job_thread(&self) {
         self.job_threads.fetch_sub(1, Ordering::AcqRel);
+        if self.queued_jobs.load(Ordering::Acquire) > 0 {
+            if self.idle_threads.load(Ordering::Acquire) == 0 {
+                self.spawn_thread();
+            }
+            let _ = self.job_wake_tx.try_send(());
+        }
     }
 
     /// A waker for the connection in `slot` of the loop `lp`.
@@ -534,6 +561,7 @@ pub(crate) fn start<H: Handler>(
     }
     let (assign_tx, assign_rx) = unbounded();
     let (job_tx, job_rx) = unbounded();
+    let (job_wake_tx, job_wake_rx) = crossbeam_channel::bounded(1);
     let core = Arc::new(EngineCore {
         loops: event_loops,
         config: Arc::new(config),
@@ -545,6 +573,8 @@ pub(crate) fn start<H: Handler>(
         assign_rx,
         job_tx,
         job_rx,
+        job_wake_tx,
+        job_wake_rx,
         queued_jobs: AtomicUsize::new(0),
         job_threads: AtomicUsize::new(0),
         idle_threads: AtomicUsize::new(0),
@@ -651,8 +681,16 @@ fn next_task(core: &EngineCore) -> Result<Task, RecvTimeoutError> {
     if let Ok(a) = core.assign_rx.try_recv() {
         return Ok(Task::Assign(a));
     }
-    if !core.reserve_job_thread() {
-        return core.assign_rx.recv_timeout(SPARE_LINGER).map(Task::Assign);
+    while !core.reserve_job_thread() {
+        // Every job slot is taken: wait for a loop to run, or for word that a slot
+        // came free while jobs wait (see `release_job_thread`).
+        crossbeam_channel::select! {
+            recv(core.assign_rx) -> a => {
+                return a.map(Task::Assign).map_err(|_| RecvTimeoutError::Disconnected)
+            }
+            recv(core.job_wake_rx) -> _ => {}
+            default(SPARE_LINGER) => return Err(RecvTimeoutError::Timeout),
+        }
     }
     let got = crossbeam_channel::select! {
         recv(core.assign_rx) -> a => a.map(Task::Assign).map_err(|_| RecvTimeoutError::Disconnected),
@@ -663,9 +701,7 @@ fn next_task(core: &EngineCore) -> Result<Task, RecvTimeoutError> {
         Ok(Task::Job(_)) => {
             core.queued_jobs.fetch_sub(1, Ordering::AcqRel);
         }
-        _ => {
-            core.job_threads.fetch_sub(1, Ordering::AcqRel);
-        }
+        _ => core.release_job_thread(),
     }
     got
 }
@@ -950,6 +986,13 @@ impl<H: Handler> Engine<H> {
         st.slots[slot] = Slot::Parked(conn);
         if requeue {
             st.ready.push_back(slot as u64);
+            drop(st);
+            // The watchdog may have passed the loop on while this thread served the
+            // connection: then its owner may be in epoll_wait, blind to the ready queue.
+            let ours = with_current_loop(|w| std::ptr::eq(&w.core.loops[w.index], lp));
+            if ours != Some(true) {
+                lp.epoll.wake();
+            }
         }
         None
     }

@@ -6,15 +6,80 @@
 //! output without blocking (what does not fit waits for a writability edge). The
 //! connection stays parked in its slot between events like an idle HTTP/1 connection.
 //!
-//! New requests wait in the connection's queue. Once the loop has parked the connection
-//! it starts them with a [`StreamRunner`]: on its own thread, one after the other, as
-//! HTTP/1.1 handlers run (no thread switch; the answers to a batch leave in one write).
-//! A handler's body reads wait on a per-stream buffer the loop fills from DATA events
-//! (bounded by the stream's flow-control window); its response goes through the state
-//! machine under the connection's lock, waiting for window when it must; then the loop
-//! is woken to write. A handler about to wait hands the loop to another thread first,
-//! so the streams behind it start there and the connection keeps being driven: nothing
-//! the loop does ever waits for a handler (DESIGN.md, threading rule 3).
+//! # When a stream's handler starts
+//!
+//! A request without a body (END_STREAM on its HEADERS) is runnable at once. A request
+//! with a body first waits for it in the loop, holding no thread and no job: its DATA go
+//! into the stream's buffer, and it becomes runnable once the body has ended or
+//! `body_buffer` bytes (the server setting, 64 KiB by default) are buffered. Its handler
+//! then reads from the buffer, and the rest of a larger body streams to it as before:
+//! the stream's window grows to 1 MiB when the handler first reads, and credit returns
+//! as it reads. With `body_buffer` 0 every stream is runnable at once.
+//!
+//! `Expect: 100-continue` (RFC 9110 §10.1.1) keeps its meaning: such a stream is
+//! runnable at once, to run [`Handler::check_continue`] only. A refusal is the final
+//! answer (the client was never told to send, and the request side is reset with
+//! NO_ERROR); an acceptance sends `100 Continue`, and the stream then waits for its body
+//! like any other before [`Handler::handle`] runs. (With `body_buffer` 0 the handler runs
+//! at once and the 100 goes out with its first read, as over HTTP/1.1 before.)
+//!
+//! # How much a connection buffers
+//!
+//! Our SETTINGS_INITIAL_WINDOW_SIZE is 16 KiB ([`WAITING_STREAM_WINDOW`]): what a stream
+//! may send before we grow its window. A waiting stream's window is grown to
+//! `body_buffer` (at most 16 KiB + 1 MiB) out of a budget of 1 MiB of growth per
+//! connection ([`WAITING_GROWTH_BUDGET`]), first come; a stream that finds the budget
+//! spent keeps 16 KiB and becomes runnable when that is full, and a stream gives its
+//! growth back when its handler starts (or it goes). So the streams whose handlers have
+//! not started hold at most 128 (our SETTINGS_MAX_CONCURRENT_STREAMS) × 16 KiB + 1 MiB
+//! = 3 MiB, inside the 4 MiB connection window that bounds every body byte buffered on
+//! the connection: streams whose handlers read always find connection window, and since
+//! the thresholds of the waiting streams add up to less than the connection window, a
+//! full connection window always has a runnable stream behind it (it cannot deadlock).
+//! Until the client acknowledges our SETTINGS each stream may send the default 65 535
+//! bytes; the connection window bounds the total then too.
+//!
+//! # Minimum rates
+//!
+//! `min_body_rate` ([`MinRate::deadline`]: the next byte is due at `started + window +
+//! received / rate`) and `body_timeout` apply per stream, while someone waits for the
+//! client: while the loop waits for a stream's body, and while a handler is blocked
+//! reading it; not while a handler does other work, and not while the client has no
+//! window (it waits for us then). The rate's clock runs only then: its start moves on by
+//! the time it stood still. `body_timeout` counts from the end of the head (or from the
+//! `100 Continue`). The connection's own timer enforces them (the deadline of
+//! [`H2Next::Park`]), not a thread. Past one:
+//!
+//! - a stream waiting for its body (nothing was sent on it) is answered 408 and its
+//!   request side is reset with NO_ERROR: RFC 9113 §8.1 lets a server that sent a
+//!   complete response ask the client to stop sending that way, and a client must not
+//!   discard the response for it (CANCEL or ENHANCE_YOUR_CALM would let it drop the
+//!   408);
+//! - a handler's blocked read fails with an `io::Error` of kind `TimedOut` holding a
+//!   [`crate::Error`] of kind [`crate::ErrorKind::Timeout`]; after the handler returns
+//!   the request side is reset (NO_ERROR after a complete answer) instead of drained.
+//!
+//! Either way a rate-limited log line says why.
+//!
+//! # Scheduling
+//!
+//! Runnable streams wait in their connection's queue. Once the loop has parked the
+//! connection it starts them with a [`StreamRunner`]: on its own thread, one after the
+//! other, as HTTP/1.1 handlers run (no thread switch; the answers to a batch leave in one
+//! write), while it still owns the loop, a job slot is free and no job of another
+//! connection waits for a thread. Otherwise the connection takes its turn in the
+//! engine's job queue: it has at most one job there, and a job runs one stream, then
+//! puts the connection back at the end of the queue if it has more. So when threads are
+//! scarce they go round robin among the connections with runnable streams, and a
+//! connection's new stream waits for at most about one handler run of each busier
+//! connection, never for their queues. At most an eighth of the threads (at least 4) run
+//! one connection's handlers at once.
+//!
+//! A handler's body reads take from its stream's buffer; its response goes through the
+//! state machine under the connection's lock, waiting for window when it must; then the
+//! loop is woken to write. A handler about to wait hands the loop to another thread
+//! first, so the streams behind it start there and the connection keeps being driven:
+//! nothing the loop does ever waits for a handler (DESIGN.md, threading rule 3).
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -26,7 +91,7 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
-use super::config::Config;
+use super::config::{Config, MinRate};
 use super::h2c_upgrade::H2cUpgrade;
 use super::request::{Body, BodySource, Request};
 use super::response::{Response, ResponseSink};
@@ -36,8 +101,9 @@ use crate::h2::frame::StreamId;
 use crate::h2::proto::{self, Connection, Event, StreamState};
 use crate::h2::{H2Error, Reason};
 use crate::runtime::engine::{
-    owns_event_loop, release_loop_before_blocking, ConnWaker, EngineCore,
+    owns_event_loop, release_loop_before_blocking, ConnWaker, EngineCore, Job,
 };
+use crate::runtime::log_limit::{and_more, RateLimitedLog};
 use crate::runtime::socket::Socket;
 use crate::runtime::transport::Transport;
 
@@ -68,7 +134,7 @@ pub(crate) struct H2Driver {
     config: Arc<Config>,
     /// The request of an `Upgrade: h2c`, to run as stream 1 on the first drive.
     upgraded: Option<(http::Request<()>, Vec<u8>)>,
-    /// The last drive left streams waiting that the connection's share of threads has
+    /// The last drive left runnable streams that the connection's share of threads has
     /// room for: [`H2Driver::runner`] hands them out.
     runnable: bool,
 }
@@ -79,7 +145,8 @@ struct Shared {
     /// Signalled on any change a handler may wait for (body bytes, window, reset).
     changed: Condvar,
     waker: ConnWaker,
-    /// Streams whose handler has not finished.
+    /// Streams whose handler has not finished (or not started: they wait for their body
+    /// or for a thread).
     live_streams: AtomicUsize,
     /// A wakeup is queued and the driver has not run since: later ones are redundant.
     wake_queued: AtomicBool,
@@ -100,15 +167,22 @@ struct State {
     streams: HashMap<u32, StreamBuf>,
     /// The connection is gone: every wait ends with an error.
     broken: bool,
-    /// Streams whose handler runs (or waits for a job thread).
+    /// Streams whose handler runs.
     running: usize,
-    /// Streams over the connection's share of threads, waiting for one of its running
-    /// handlers to finish.
-    waiting: VecDeque<NewStream>,
+    /// Streams whose handler may start (their body is buffered, or they have none), in
+    /// the order they became so.
+    runnable: VecDeque<NewStream>,
     /// Streams answered before their request ended, whose handler has returned: the rest
     /// of the body is read and thrown away, up to this many more bytes (see
     /// [`settle_request_side`]). At most one entry per open stream.
     draining: HashMap<u32, u64>,
+    /// What is left of [`WAITING_GROWTH_BUDGET`].
+    growth_left: u32,
+    /// The connection has a job in the engine's queue (at most one: round robin).
+    queued: bool,
+    /// The deadline the connection was last parked with: a handler that starts waiting
+    /// for body bytes wakes the loop if its stream's deadline comes sooner.
+    parked_until: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -118,6 +192,110 @@ struct StreamBuf {
     end: bool,
     trailers: Option<HeaderMap>,
     reset: Option<Reason>,
+    /// The request, while the stream waits for its body before its handler may start.
+    pending: Option<Box<NewStream>>,
+    /// Buffered bytes at which a pending stream becomes runnable.
+    threshold: usize,
+    /// Window growth taken from [`State::growth_left`], given back when the handler
+    /// starts or the stream goes.
+    granted: u32,
+    /// Body bytes received (for the minimum rate).
+    received: u64,
+    /// How long the body takes, for a request that has one.
+    clock: Option<BodyClock>,
+    /// A handler is blocked reading the body.
+    reader_waiting: bool,
+    /// The body was too slow (why): the handler's reads fail.
+    too_slow: Option<String>,
+}
+
+impl StreamBuf {
+    /// Someone waits for the client to send: the loop (the stream is pending) or a
+    /// handler blocked in a read.
+    fn awaited(&self) -> bool {
+        (self.pending.is_some() || self.reader_waiting)
+            && !self.end
+            && self.reset.is_none()
+            && self.too_slow.is_none()
+    }
+}
+
+/// The time a request body takes, for `min_body_rate` and `body_timeout`.
+#[derive(Debug, Clone, Copy)]
+struct BodyClock {
+    /// When the client was free to send the body (the end of the head, or the `100
+    /// Continue`): `body_timeout` counts from here.
+    since: Instant,
+    /// The start the rate counts from: `since`, moved on by the time the clock stood
+    /// still (nobody waiting for the client, or the client without window).
+    origin: Instant,
+    /// The clock stands still since then.
+    stopped: Option<Instant>,
+}
+
+impl BodyClock {
+    fn new(now: Instant) -> BodyClock {
+        BodyClock {
+            since: now,
+            origin: now,
+            stopped: None,
+        }
+    }
+
+    fn run(&mut self, now: Instant) {
+        if let Some(at) = self.stopped.take() {
+            self.origin += now.saturating_duration_since(at);
+        }
+    }
+
+    fn stop(&mut self, now: Instant) {
+        self.stopped.get_or_insert(now);
+    }
+
+    /// When the body is too slow, having brought `received` bytes so far.
+    fn due(&self, config: &Config, received: u64) -> Option<Instant> {
+        let rate = config
+            .min_body_rate
+            .filter(|_| self.stopped.is_none())
+            .map(|r| r.deadline(self.origin, received));
+        let total = config.body_timeout.map(|t| self.since + t);
+        match (rate, total) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Why the body is too slow at `now` (past [`due`](BodyClock::due)).
+    fn why(&self, config: &Config, received: u64, now: Instant) -> String {
+        match config.body_timeout {
+            Some(t) if now >= self.since + t => {
+                format!("{received} bytes, not complete after the body timeout of {t:?}")
+            }
+            _ => {
+                let rate = config.min_body_rate.unwrap_or(MinRate::DEFAULT);
+                format!(
+                    "{received} bytes in {:.1?} of waiting, under {} bytes/s with {:?} of slack",
+                    now.saturating_duration_since(self.origin),
+                    rate.bytes_per_second(),
+                    rate.window()
+                )
+            }
+        }
+    }
+}
+
+/// Request bodies too slow, logged at most 10 times a second.
+static TOO_SLOW: RateLimitedLog = RateLimitedLog::new(10);
+
+/// The error a handler's read of a body that is too slow fails with.
+fn too_slow_error(why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        crate::Error::new(
+            crate::ErrorKind::Timeout,
+            format!("request body too slow: {why}"),
+        ),
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,10 +303,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The receive window of a stream whose handler has not read yet (our
-/// SETTINGS_INITIAL_WINDOW_SIZE). Streams waiting for a thread may hold
-/// `max_concurrent_streams` × this of the connection window: small enough that the
-/// streams being read always find connection window (128 × 16 KiB = 2 MiB of 4 MiB).
+/// SETTINGS_INITIAL_WINDOW_SIZE), unless it waits for its body and got growth.
 const WAITING_STREAM_WINDOW: u32 = 16 * 1024;
+
+/// How much the windows of the streams waiting for their bodies may be grown in all,
+/// per connection, beyond [`WAITING_STREAM_WINDOW`] (see the module docs: with 128
+/// streams they hold at most 3 MiB of the 4 MiB connection window).
+const WAITING_GROWTH_BUDGET: u32 = 1 << 20;
 
 /// The receive window of a stream whose handler reads its body: enough for an upload
 /// at full loopback speed.
@@ -138,9 +319,12 @@ const READING_STREAM_WINDOW: u32 = 1 << 20;
 /// list size we advertise and enforce (431 above it, as in HTTP/1.1).
 fn protocol_config(config: &Config) -> proto::Config {
     let defaults = proto::Config::default();
+    // The streams not being read leave at least a quarter of the connection window to
+    // those that are (module docs, "How much a connection buffers").
     debug_assert!(
         u64::from(defaults.max_concurrent_streams) * u64::from(WAITING_STREAM_WINDOW)
-            <= u64::from(defaults.initial_connection_window) / 2
+            + u64::from(WAITING_GROWTH_BUDGET)
+            <= u64::from(defaults.initial_connection_window) * 3 / 4
     );
     let max_header_list_size = u32::try_from(config.max_head_bytes()).unwrap_or(u32::MAX);
     proto::Config {
@@ -153,6 +337,46 @@ fn protocol_config(config: &Config) -> proto::Config {
             .max(max_header_list_size as usize),
         initial_stream_window: WAITING_STREAM_WINDOW,
         ..defaults
+    }
+}
+
+/// A stream with a body starts waiting for it in the loop (its request is `new`; the
+/// client may send from `now` on): its window is grown towards `body_buffer` as far as
+/// the connection's budget allows, and it becomes runnable at once if what is buffered
+/// already suffices.
+fn await_body(
+    conn: &mut Connection,
+    growth_left: &mut u32,
+    runnable: &mut VecDeque<NewStream>,
+    s: &mut StreamBuf,
+    new: NewStream,
+    body_buffer: usize,
+    now: Instant,
+) {
+    let most = WAITING_STREAM_WINDOW + WAITING_GROWTH_BUDGET;
+    let want = u32::try_from(body_buffer).unwrap_or(most).min(most);
+    let growth = want.saturating_sub(WAITING_STREAM_WINDOW).min(*growth_left);
+    if growth > 0 {
+        conn.grow_recv_window(new.id, WAITING_STREAM_WINDOW + growth);
+        *growth_left -= growth;
+    }
+    s.granted = growth;
+    s.threshold = body_buffer.min((WAITING_STREAM_WINDOW + growth) as usize);
+    s.clock = Some(BodyClock::new(now));
+    s.pending = Some(Box::new(new));
+    ready_if_buffered(s, runnable, now);
+}
+
+/// A pending stream becomes runnable once its body has ended or its buffer holds
+/// enough.
+fn ready_if_buffered(s: &mut StreamBuf, runnable: &mut VecDeque<NewStream>, now: Instant) {
+    if s.end || s.data.len() >= s.threshold {
+        if let Some(new) = s.pending.take() {
+            runnable.push_back(*new);
+            if let Some(c) = s.clock.as_mut() {
+                c.stop(now);
+            }
+        }
     }
 }
 
@@ -183,8 +407,11 @@ impl H2Driver {
                     streams: HashMap::new(),
                     broken: false,
                     running: 0,
-                    waiting: VecDeque::new(),
+                    runnable: VecDeque::new(),
                     draining: HashMap::new(),
+                    growth_left: WAITING_GROWTH_BUDGET,
+                    queued: false,
+                    parked_until: None,
                 }),
                 changed: Condvar::new(),
                 waker,
@@ -204,13 +431,7 @@ impl H2Driver {
         })
     }
 
-    /// Queues a new request to run (under the state lock) and counts it as in flight.
-    fn add_stream(&self, waiting: &mut VecDeque<NewStream>, new: NewStream) {
-        self.shared.live_streams.fetch_add(1, Ordering::AcqRel);
-        waiting.push_back(new);
-    }
-
-    /// The runner of the streams the last [`drive`] left waiting, when the connection
+    /// The runner of the streams the last [`drive`] left runnable, when the connection
     /// has room to start some: the engine calls it once the connection is parked.
     pub fn runner(&mut self, core: &Arc<EngineCore>) -> Option<StreamRunner> {
         std::mem::take(&mut self.runnable).then(|| StreamRunner {
@@ -365,10 +586,22 @@ pub(crate) fn drive(
             head,
             end_stream: body.is_empty(),
             upgrade_body: body,
+            check_continue: false,
+            continued: false,
         };
-        d.add_stream(&mut st.waiting, new);
+        shared.live_streams.fetch_add(1, Ordering::AcqRel);
+        st.runnable.push_back(new);
     }
-    d.runnable = !st.waiting.is_empty() && st.running < handlers_per_connection(core);
+    let now = Instant::now();
+    // Bodies the loop or a handler waits for: too slow ones are cut, the others say
+    // when they next must be looked at.
+    let body_due = watch_bodies(d, &mut st, now);
+    if st.conn.wants_write() && write_out(&mut st.conn, socket).is_err() {
+        return close(&shared, st);
+    }
+    // A connection with a job in the engine's queue waits for its turn there.
+    d.runnable =
+        !st.runnable.is_empty() && !st.queued && st.running < handlers_per_connection(core);
     if d.read_closed {
         log::debug!("HTTP/2 peer {:?} closed the connection", d.peer);
         return close(&shared, st);
@@ -382,9 +615,11 @@ pub(crate) fn drive(
         let _ = write_out(&mut st.conn, socket);
         return close(&shared, st);
     }
-    let now = Instant::now();
     let far = now + Duration::from_secs(365 * 24 * 3600);
     let mut deadline = st.conn.next_timeout().unwrap_or(far);
+    if let Some(due) = body_due {
+        deadline = deadline.min(due);
+    }
     if idle {
         let since = *d.idle_since.get_or_insert(now);
         if let Some(t) = d.idle_timeout {
@@ -418,7 +653,91 @@ pub(crate) fn drive(
         d.input = Vec::new();
         st.conn.release_buffers();
     }
+    st.parked_until = Some(deadline);
     H2Next::Park(deadline)
+}
+
+/// Looks at the bodies someone waits for (see [`StreamBuf::awaited`]): stops the clock
+/// of those whose client has no window (it waits for us), cuts those past their
+/// deadline, and returns the next deadline of the others.
+fn watch_bodies(d: &H2Driver, st: &mut State, now: Instant) -> Option<Instant> {
+    let config = &*d.config;
+    if config.min_body_rate.is_none() && config.body_timeout.is_none() {
+        return None;
+    }
+    let mut next: Option<Instant> = None;
+    let mut late = Vec::new();
+    for (&id, s) in st.streams.iter_mut() {
+        if !s.awaited() {
+            continue;
+        }
+        let Some(clock) = s.clock.as_mut() else {
+            continue;
+        };
+        if st.conn.recv_capacity(StreamId::new(id)) == 0 {
+            clock.stop(now);
+        } else {
+            clock.run(now);
+        }
+        match clock.due(config, s.received) {
+            Some(due) if due <= now => late.push(id),
+            Some(due) => next = Some(next.map_or(due, |n| n.min(due))),
+            None => {}
+        }
+    }
+    let mut woke = false;
+    for id in late {
+        woke |= body_too_slow(d, st, id, now);
+    }
+    if woke {
+        d.shared.changed.notify_all();
+    }
+    next
+}
+
+/// Stream `id`'s body is past its deadline: a stream still waiting for it is answered
+/// 408 and its request side reset with NO_ERROR (RFC 9113 §8.1, see the module docs); a
+/// handler's blocked read fails. True when a handler must be woken.
+fn body_too_slow(d: &H2Driver, st: &mut State, id: u32, now: Instant) -> bool {
+    let Some(s) = st.streams.get_mut(&id) else {
+        return false;
+    };
+    let why = match &s.clock {
+        Some(c) => c.why(&d.config, s.received, now),
+        None => String::new(),
+    };
+    let sid = StreamId::new(id);
+    if s.pending.is_some() {
+        TOO_SLOW.hit(|n| {
+            log::debug!(
+                "HTTP/2 stream {id} from {:?}: request body too slow ({why}); answered 408 \
+                 and reset{}",
+                d.peer,
+                and_more(n)
+            )
+        });
+        let mut res = http::Response::new(());
+        *res.status_mut() = StatusCode::REQUEST_TIMEOUT;
+        insert_date(res.headers_mut());
+        let _ = st.conn.send_response(sid, &res, true);
+        st.conn.reset(sid, Reason::NoError);
+        if let Some(s) = st.streams.remove(&id) {
+            st.growth_left += s.granted;
+        }
+        d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+        false
+    } else {
+        TOO_SLOW.hit(|n| {
+            log::debug!(
+                "HTTP/2 stream {id} from {:?}: request body too slow ({why}); the handler's \
+                 read fails{}",
+                d.peer,
+                and_more(n)
+            )
+        });
+        s.too_slow = Some(why);
+        true
+    }
 }
 
 fn close(shared: &Shared, mut st: MutexGuard<'_, State>) -> H2Next {
@@ -464,14 +783,16 @@ fn feed_buffered(d: &mut H2Driver, st: &mut State) -> Result<(), ()> {
 }
 
 /// Handles the queued events; true when a handler may need waking. New requests wait
-/// in the connection's queue for [`H2Driver::runner`].
+/// for their body in the loop, or in the connection's queue for [`H2Driver::runner`].
 fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
     let mut woke = false;
+    let body_buffer = d.config.body_buffer;
     let State {
         conn,
         streams,
-        waiting,
+        runnable,
         draining,
+        growth_left,
         ..
     } = st;
     while let Some(ev) = conn.poll_event() {
@@ -481,21 +802,47 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                 head,
                 end_stream,
             } => {
-                // In the table at once: DATA may follow in this same batch of events.
-                streams.insert(
-                    id.value(),
-                    StreamBuf {
-                        end: end_stream,
-                        ..StreamBuf::default()
-                    },
-                );
-                let new = NewStream {
+                d.shared.live_streams.fetch_add(1, Ordering::AcqRel);
+                let mut s = StreamBuf {
+                    end: end_stream,
+                    ..StreamBuf::default()
+                };
+                let mut new = NewStream {
                     id,
                     head,
                     end_stream,
                     upgrade_body: Vec::new(),
+                    check_continue: false,
+                    continued: false,
                 };
-                d.add_stream(waiting, new);
+                if end_stream {
+                    runnable.push_back(new);
+                } else if body_buffer == 0 {
+                    // Not buffered: the handler runs at once and its reads wait (under
+                    // the rate only while they do).
+                    let now = Instant::now();
+                    let mut clock = BodyClock::new(now);
+                    clock.stop(now);
+                    s.clock = Some(clock);
+                    runnable.push_back(new);
+                } else if expects_continue(new.head.headers()) {
+                    // The client waits for our word before it sends the body: the
+                    // handler decides first (RFC 9110 §10.1.1).
+                    new.check_continue = true;
+                    runnable.push_back(new);
+                } else {
+                    await_body(
+                        conn,
+                        growth_left,
+                        runnable,
+                        &mut s,
+                        new,
+                        body_buffer,
+                        Instant::now(),
+                    );
+                }
+                // In the table at once: DATA may follow in this same batch of events.
+                streams.insert(id.value(), s);
             }
             Event::HeadersTooLarge { id, end_stream } => {
                 let mut res = http::Response::new(());
@@ -513,7 +860,11 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
             } => match streams.get_mut(&id.value()) {
                 Some(s) => {
                     s.data.extend(data);
+                    s.received += data.len() as u64;
                     s.end |= end_stream;
+                    if s.pending.is_some() {
+                        ready_if_buffered(s, runnable, Instant::now());
+                    }
                     woke = true;
                 }
                 None => {
@@ -547,14 +898,26 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                 if let Some(s) = streams.get_mut(&id.value()) {
                     s.trailers = Some(trailers);
                     s.end = true;
+                    if s.pending.is_some() {
+                        ready_if_buffered(s, runnable, Instant::now());
+                    }
                     woke = true;
                 }
                 draining.remove(&id.value());
             }
             Event::Reset { id, reason, .. } => {
-                if let Some(s) = streams.get_mut(&id.value()) {
-                    s.reset = Some(reason);
-                    woke = true;
+                match streams.get_mut(&id.value()) {
+                    Some(s) if s.pending.is_some() => {
+                        // Given up before its handler started: no handler runs.
+                        *growth_left += s.granted;
+                        streams.remove(&id.value());
+                        d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    Some(s) => {
+                        s.reset = Some(reason);
+                        woke = true;
+                    }
+                    None => {}
                 }
                 draining.remove(&id.value());
             }
@@ -578,9 +941,14 @@ pub(crate) struct NewStream {
     /// The body of an `Upgrade: h2c` request, read over HTTP/1.1 (outside HTTP/2 flow
     /// control); empty otherwise.
     upgrade_body: Vec<u8>,
+    /// This run only decides `Expect: 100-continue` ([`Handler::check_continue`]); an
+    /// acceptance sends `100 Continue` and the stream waits for its body.
+    check_continue: bool,
+    /// `100 Continue` was sent already.
+    continued: bool,
 }
 
-/// Starts a connection's waiting streams.
+/// Starts a connection's runnable streams.
 #[derive(Clone)]
 pub(crate) struct StreamRunner {
     shared: Arc<Shared>,
@@ -590,66 +958,106 @@ pub(crate) struct StreamRunner {
 }
 
 impl StreamRunner {
-    /// Starts the connection's waiting streams, as many as its share of threads allows
-    /// ([`handlers_per_connection`]): here, on the thread that runs the event loop,
-    /// while it still does and a job slot is free (no thread switch, and the answers to
-    /// a batch of requests leave in one write), otherwise as engine jobs. A handler
-    /// that must wait releases the loop first (see [`wait`]) and counts against the job
-    /// limit, so a loop never waits for a thread held by a handler that waits for that
-    /// loop; the loop's next owner then starts the streams behind it.
-    ///
-    /// Further streams wait for one of the connection's handlers to finish and then run
-    /// on its thread, so a few connections full of stalled streams cannot take every
-    /// thread.
+    /// Starts the connection's runnable streams, as many as its share of threads allows
+    /// ([`handlers_per_connection`]): here, on the thread that runs the event loop, one
+    /// after the other while it still does, a job slot is free and no other
+    /// connection's job waits for a thread (no thread switch, and the answers to a batch
+    /// of requests leave in one write); the rest by the connection's turn in the
+    /// engine's job queue (see [`StreamRunner::queue`]). A handler that must wait
+    /// releases the loop first (see [`wait`]) and counts against the job limit, so a
+    /// loop never waits for a thread held by a handler that waits for that loop; the
+    /// loop's next owner then starts the streams behind it.
     pub fn run<H: Handler>(self, handler: &Arc<H>) {
         let core = &self.core;
-        while let Some(new) = self.next() {
-            if owns_event_loop() && core.reserve_job_thread() {
-                self.run_one(&**handler, new);
+        while owns_event_loop() && !core.jobs_waiting() && core.reserve_job_thread() {
+            let Some(new) = self.next() else {
                 core.release_job_thread();
-                continue;
+                return;
+            };
+            self.run_one(&**handler, new);
+            core.release_job_thread();
+        }
+        self.queue(handler);
+    }
+
+    /// Puts the connection in the engine's job queue if it has runnable streams it may
+    /// start and is not there yet. Its job runs one stream and queues the connection
+    /// again, at the end: the queue holds each connection at most once, so threads go
+    /// round robin among connections, and a connection's streams cannot keep another's
+    /// waiting for more than a handler run. When the queue is full (4096 connections
+    /// waiting for a thread) the runnable streams are refused (REFUSED_STREAM).
+    fn queue<H: Handler>(&self, handler: &Arc<H>) {
+        {
+            let mut st = lock(&self.shared.state);
+            if st.queued
+                || st.runnable.is_empty()
+                || st.running >= handlers_per_connection(&self.core)
+            {
+                return;
             }
-            let id = new.id;
-            let runner = self.clone();
-            let job_handler = handler.clone();
-            let job = Box::new(move || {
-                runner.run_one(&*job_handler, new);
-                while let Some(more) = runner.next() {
-                    runner.run_one(&*job_handler, more);
-                }
-            });
-            if core.submit_job(job).is_err() {
+            st.queued = true;
+        }
+        let runner = self.clone();
+        let job_handler = handler.clone();
+        let job: Job = Box::new(move || runner.run_queued(&job_handler));
+        if self.core.submit_job(job).is_err() {
+            let mut st = lock(&self.shared.state);
+            st.queued = false;
+            let refused: Vec<NewStream> = st.runnable.drain(..).collect();
+            for new in refused {
+                let id = new.id;
                 log::debug!(
                     "no thread for stream {} of {:?}: refused",
                     id.value(),
                     self.peer
                 );
-                let mut st = lock(&self.shared.state);
-                st.running -= 1;
-                st.streams.remove(&id.value());
+                if let Some(s) = st.streams.remove(&id.value()) {
+                    st.growth_left += s.granted;
+                }
                 st.conn.reset(id, Reason::RefusedStream);
-                drop(st);
                 self.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
-                self.shared.wake();
             }
+            drop(st);
+            self.shared.wake();
         }
     }
 
-    /// The next waiting stream, if the connection may start one now.
+    /// The connection's job: one stream, then the connection's next turn.
+    fn run_queued<H: Handler>(&self, handler: &Arc<H>) {
+        let new = {
+            let mut st = lock(&self.shared.state);
+            st.queued = false;
+            self.take_next(&mut st)
+        };
+        if let Some(new) = new {
+            self.run_one(&**handler, new);
+        }
+        self.queue(handler);
+    }
+
+    /// The next runnable stream, if the connection may start one now.
     fn next(&self) -> Option<NewStream> {
-        let mut st = lock(&self.shared.state);
+        self.take_next(&mut lock(&self.shared.state))
+    }
+
+    fn take_next(&self, st: &mut State) -> Option<NewStream> {
         if st.running >= handlers_per_connection(&self.core) {
             return None;
         }
-        let new = st.waiting.pop_front()?;
+        let new = st.runnable.pop_front()?;
         st.running += 1;
+        if let Some(s) = st.streams.get_mut(&new.id.value()) {
+            // From here on a handler reads what it holds.
+            st.growth_left += std::mem::take(&mut s.granted);
+        }
         Some(new)
     }
 
     fn run_one<H: Handler + ?Sized>(&self, handler: &H, new: NewStream) {
-        run_stream(handler, &self.shared, &self.config, new, self.peer);
-        self.core.served_requests.fetch_add(1, Ordering::Relaxed);
-        self.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+        if run_stream(handler, &self.shared, &self.config, new, self.peer) {
+            self.core.served_requests.fetch_add(1, Ordering::Relaxed);
+            self.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
+        }
         lock(&self.shared.state).running -= 1;
         self.shared.wake();
     }
@@ -661,34 +1069,40 @@ fn handlers_per_connection(core: &EngineCore) -> usize {
     (core.job_thread_limit() / 8).max(4)
 }
 
-/// Runs the handler for one stream (on a job thread) and settles the stream after it.
+/// Runs the handler for one stream and settles the stream after it; true when the
+/// stream is done with (false after an accepted `Expect: 100-continue`: it waits for its
+/// body now, and its handler runs later).
 fn run_stream<H: Handler + ?Sized>(
     handler: &H,
     shared: &Arc<Shared>,
     config: &Config,
     new: NewStream,
     peer: Option<SocketAddr>,
-) {
+) -> bool {
     let NewStream {
         id,
         head,
         end_stream,
         upgrade_body,
+        check_continue,
+        continued,
     } = new;
     let (mut parts, ()) = head.into_parts();
     join_cookies(&mut parts.headers);
+    let expects = !end_stream && !continued && expects_continue(&parts.headers);
     let mut body = H2Body {
         shared,
         id,
-        read_timeout: config.read_timeout,
+        config,
         trailers: None,
         upgrade_body: io::Cursor::new(upgrade_body),
-        // `100 Continue` goes out with the first body read, as in HTTP/1.1.
-        continue_pending: !end_stream && expects_continue(&parts.headers),
+        // Unbuffered bodies (`body_buffer` 0): `100 Continue` goes out with the first
+        // body read, as in HTTP/1.1.
+        continue_pending: expects && !check_continue,
         reading: false,
     };
-    let wants_continue = body.continue_pending;
     let mut refused_continue = false;
+    let mut accepted: Option<http::request::Parts> = None;
     let mut sink = H2Sink {
         shared,
         id,
@@ -716,7 +1130,7 @@ fn run_stream<H: Handler + ?Sized>(
         );
         *request.extensions_mut() = parts.extensions;
         catch_unwind(AssertUnwindSafe(|| {
-            if wants_continue {
+            if expects {
                 let verdict = handler.check_continue(&request);
                 if verdict != StatusCode::CONTINUE {
                     // Refused before the client sent its body: the status ends the
@@ -727,11 +1141,54 @@ fn run_stream<H: Handler + ?Sized>(
                     sink.send_whole(verdict, b"").ok();
                     return;
                 }
+                if check_continue {
+                    accepted = Some(request.take_head());
+                    return;
+                }
             }
             handler.handle(request, Response::new(&mut sink));
         }))
     };
     let mut st = lock(&shared.state);
+    if let (Some(parts), Ok(())) = (accepted, &outcome) {
+        let st = &mut *st;
+        let Some(s) = st
+            .streams
+            .get_mut(&id.value())
+            .filter(|s| s.reset.is_none())
+        else {
+            // The client gave up meanwhile.
+            st.streams.remove(&id.value());
+            return true;
+        };
+        {
+            // Accepted: the client may send now, and the loop buffers the body before
+            // the handler runs.
+            let go_ahead = http::Response::builder()
+                .status(StatusCode::CONTINUE)
+                .body(())
+                .expect("valid response");
+            let _ = st.conn.send_response(id, &go_ahead, false);
+            let new = NewStream {
+                id,
+                head: http::Request::from_parts(parts, ()),
+                end_stream: false,
+                upgrade_body: body.upgrade_body.into_inner(),
+                check_continue: false,
+                continued: true,
+            };
+            await_body(
+                &mut st.conn,
+                &mut st.growth_left,
+                &mut st.runnable,
+                s,
+                new,
+                config.body_buffer,
+                Instant::now(),
+            );
+            return false;
+        }
+    }
     if outcome.is_err() {
         log::error!("handler panicked (HTTP/2 stream {})", id.value());
     }
@@ -756,6 +1213,7 @@ fn run_stream<H: Handler + ?Sized>(
         settle_request_side(&mut st, id, &s, refused_continue, config.drain_limit);
     }
     drop(st);
+    true
 }
 
 /// After the handler of stream `id` returned: gives back the window of the body bytes it
@@ -771,7 +1229,8 @@ fn run_stream<H: Handler + ?Sized>(
 /// is reset with NO_ERROR. A stream in that state holds no thread and no buffer, only its
 /// entry in the state machine and in [`State::draining`], and counts against our
 /// SETTINGS_MAX_CONCURRENT_STREAMS. When the client was told not to send its body (a
-/// refused `Expect: 100-continue`) the stream is reset at once.
+/// refused `Expect: 100-continue`), or its body was too slow, the stream is reset at
+/// once.
 fn settle_request_side(
     st: &mut State,
     id: StreamId,
@@ -790,7 +1249,8 @@ fn settle_request_side(
         return;
     }
     let answered = st.conn.stream_state(id) == StreamState::HalfClosedLocal;
-    if answered && !refused_continue && unread <= drain_limit {
+    // A body that was too slow is not waited for any longer, not even to drain it.
+    if answered && !refused_continue && s.too_slow.is_none() && unread <= drain_limit {
         st.draining.insert(id.value(), drain_limit - unread);
     } else {
         // The rest of the request body will not be read (RFC 9113 §8.1).
@@ -838,7 +1298,8 @@ fn expects_continue(headers: &HeaderMap) -> bool {
 struct H2Body<'a> {
     shared: &'a Arc<Shared>,
     id: StreamId,
-    read_timeout: Option<Duration>,
+    /// For `read_timeout`, `min_body_rate` and `body_timeout`.
+    config: &'a Config,
     trailers: Option<HeaderMap>,
     /// The body of an `Upgrade: h2c` request, read before the switch; it comes first
     /// and took no HTTP/2 flow-control window.
@@ -858,7 +1319,7 @@ fn wait<'a>(
     // Only the event loop can end this wait: if this thread runs it (a handler called
     // inline), it passes to a spare thread first, whose first task is to start the
     // streams queued behind this one.
-    if release_loop_before_blocking() && !st.waiting.is_empty() {
+    if release_loop_before_blocking() && !st.runnable.is_empty() {
         shared.wake();
     }
     match deadline {
@@ -886,13 +1347,15 @@ impl BodySource for H2Body<'_> {
         if n > 0 {
             return Ok(n);
         }
-        let deadline = self.read_timeout.map(|t| Instant::now() + t);
+        let deadline = self.config.read_timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.shared.state);
         if !self.reading {
             // From here on the body has a reader: give it the window of a fast upload.
             self.reading = true;
             st.conn.grow_recv_window(self.id, READING_STREAM_WINDOW);
-            self.shared.wake();
+            if st.conn.wants_write() {
+                self.shared.wake();
+            }
         }
         if self.continue_pending {
             self.continue_pending = false;
@@ -904,41 +1367,72 @@ impl BodySource for H2Body<'_> {
             let _ = st.conn.send_response(self.id, &go_ahead, false);
             self.shared.wake();
         }
-        loop {
+        let result = loop {
             let st_ref = &mut *st;
             let Some(s) = st_ref.streams.get_mut(&self.id.value()) else {
-                return Ok(0);
+                break Ok(0);
             };
             if let Some(reason) = s.reset {
-                return Err(io::Error::new(
+                break Err(io::Error::new(
                     io::ErrorKind::ConnectionReset,
                     format!("stream reset: {reason:?}"),
                 ));
             }
+            if let Some(why) = &s.too_slow {
+                break Err(too_slow_error(why));
+            }
             if !s.data.is_empty() {
                 let n = s.data.read(buf)?;
                 st_ref.conn.release_capacity(self.id, n);
-                let flush = st_ref.conn.wants_write();
-                drop(st);
-                if flush {
-                    self.shared.wake();
-                }
-                return Ok(n);
+                break Ok(n);
             }
             if s.end {
                 if self.trailers.is_none() {
                     self.trailers = s.trailers.take();
                 }
-                return Ok(0);
+                break Ok(0);
             }
             if st_ref.broken {
-                return Err(io::Error::new(
+                break Err(io::Error::new(
                     io::ErrorKind::ConnectionAborted,
                     "HTTP/2 connection closed",
                 ));
             }
-            st = wait(self.shared, st, deadline, "request body read timed out")?;
+            if !s.reader_waiting {
+                // The client is waited for from now on: the rate's clock runs (the
+                // loop stops it while the client has no window), and the loop's timer
+                // must come by the stream's deadline.
+                s.reader_waiting = true;
+                let now = Instant::now();
+                if let Some(c) = s.clock.as_mut() {
+                    c.run(now);
+                    let due = c.due(self.config, s.received);
+                    if due.is_some_and(|due| st_ref.parked_until.is_none_or(|p| due < p)) {
+                        self.shared.wake();
+                    }
+                }
+            }
+            match wait(self.shared, st, deadline, "request body read timed out") {
+                Ok(guard) => st = guard,
+                Err(e) => {
+                    st = lock(&self.shared.state);
+                    break Err(e);
+                }
+            }
+        };
+        if let Some(s) = st.streams.get_mut(&self.id.value()) {
+            if std::mem::take(&mut s.reader_waiting) {
+                if let Some(c) = s.clock.as_mut() {
+                    c.stop(Instant::now());
+                }
+            }
         }
+        let flush = st.conn.wants_write();
+        drop(st);
+        if flush {
+            self.shared.wake();
+        }
+        result
     }
 
     fn trailers(&self) -> Option<&HeaderMap> {
