@@ -839,7 +839,9 @@ impl<H: Handler> Engine<H> {
                         conn.h1.readable();
                         continue;
                     }
-                    match self.try_park(lp, conn, deadline, true) {
+                    // Idle for the connection hook only when nothing is owed either way.
+                    let idle = conn.h1.is_idle();
+                    match self.try_park(lp, conn, deadline, idle) {
                         Parking::Parked => return,
                         Parking::Cut(cut) => {
                             return self.close(lp, cut, h1conn::Fate::Shutdown, scratch)
