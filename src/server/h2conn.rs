@@ -178,6 +178,9 @@ struct State {
     draining: HashMap<u32, u64>,
     /// What is left of [`WAITING_GROWTH_BUDGET`].
     growth_left: u32,
+    /// The streams whose bodies are timed (they have a [`BodyClock`]), so the loop looks
+    /// at those only; ids of streams gone since are dropped when it looks.
+    timed: Vec<u32>,
     /// The connection has a job in the engine's queue (at most one: round robin).
     queued: bool,
     /// The deadline the connection was last parked with: a handler that starts waiting
@@ -344,10 +347,12 @@ fn protocol_config(config: &Config) -> proto::Config {
 /// client may send from `now` on): its window is grown towards `body_buffer` as far as
 /// the connection's budget allows, and it becomes runnable at once if what is buffered
 /// already suffices.
+#[allow(clippy::too_many_arguments)]
 fn await_body(
     conn: &mut Connection,
     growth_left: &mut u32,
     runnable: &mut VecDeque<NewStream>,
+    timed: &mut Vec<u32>,
     s: &mut StreamBuf,
     new: NewStream,
     body_buffer: usize,
@@ -363,6 +368,7 @@ fn await_body(
     s.granted = growth;
     s.threshold = body_buffer.min((WAITING_STREAM_WINDOW + growth) as usize);
     s.clock = Some(BodyClock::new(now));
+    timed.push(new.id.value());
     s.pending = Some(Box::new(new));
     ready_if_buffered(s, runnable, now);
 }
@@ -410,6 +416,7 @@ impl H2Driver {
                     runnable: VecDeque::new(),
                     draining: HashMap::new(),
                     growth_left: WAITING_GROWTH_BUDGET,
+                    timed: Vec::new(),
                     queued: false,
                     parked_until: None,
                 }),
@@ -662,19 +669,29 @@ pub(crate) fn drive(
 /// deadline, and returns the next deadline of the others.
 fn watch_bodies(d: &H2Driver, st: &mut State, now: Instant) -> Option<Instant> {
     let config = &*d.config;
+    let State {
+        conn,
+        streams,
+        timed,
+        ..
+    } = st;
+    if timed.is_empty() {
+        return None;
+    }
+    timed.retain(|id| streams.contains_key(id));
     if config.min_body_rate.is_none() && config.body_timeout.is_none() {
         return None;
     }
     let mut next: Option<Instant> = None;
     let mut late = Vec::new();
-    for (&id, s) in st.streams.iter_mut() {
-        if !s.awaited() {
+    for &id in timed.iter() {
+        let Some(s) = streams.get_mut(&id).filter(|s| s.awaited()) else {
             continue;
-        }
+        };
         let Some(clock) = s.clock.as_mut() else {
             continue;
         };
-        if st.conn.recv_capacity(StreamId::new(id)) == 0 {
+        if conn.recv_capacity(StreamId::new(id)) == 0 {
             clock.stop(now);
         } else {
             clock.run(now);
@@ -793,6 +810,7 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
         runnable,
         draining,
         growth_left,
+        timed,
         ..
     } = st;
     while let Some(ev) = conn.poll_event() {
@@ -824,6 +842,7 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                     let mut clock = BodyClock::new(now);
                     clock.stop(now);
                     s.clock = Some(clock);
+                    timed.push(id.value());
                     runnable.push_back(new);
                 } else if expects_continue(new.head.headers()) {
                     // The client waits for our word before it sends the body: the
@@ -835,6 +854,7 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                         conn,
                         growth_left,
                         runnable,
+                        timed,
                         &mut s,
                         new,
                         body_buffer,
@@ -1181,6 +1201,7 @@ fn run_stream<H: Handler + ?Sized>(
                 &mut st.conn,
                 &mut st.growth_left,
                 &mut st.runnable,
+                &mut st.timed,
                 s,
                 new,
                 config.body_buffer,
