@@ -280,8 +280,12 @@ fn measure(server: &str, scenario: &str, ctx: &Ctx) -> Measure {
         _ => (16, false),
     };
     let cpu0 = cpu_ticks(child.id());
+    // In scenario f this process's only busy thread is the slow clients' (on CPU 1,
+    // with wrk): its share of that CPU is reported.
+    let own0 = cpu_ticks(std::process::id());
     let wrk = run_wrk(addr, conns, secs, close);
     let cpu1 = cpu_ticks(child.id());
+    let own1 = cpu_ticks(std::process::id());
     let rss = rss_mib(child.id());
     let mut m = Measure {
         rps: wrk.rps,
@@ -306,7 +310,11 @@ fn measure(server: &str, scenario: &str, ctx: &Ctx) -> Measure {
         m.idle_answered = Some((answered, total.max(idle)));
     }
     if let Some(slow) = slow {
-        m.slow = Some(slow.watch(Duration::from_secs(ctx.slow_wait)));
+        let mut cut = slow.watch(Duration::from_secs(ctx.slow_wait));
+        // SAFETY: sysconf takes no pointers.
+        let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        cut.driver_cpu = (own1 - own0) as f64 / ticks_per_sec / secs as f64;
+        m.slow = Some(cut);
     }
     drop(idle_conns);
     let _ = child.kill();
@@ -332,6 +340,8 @@ struct SlowCut {
     all_cut_after: Option<f64>,
     /// Seconds they were watched.
     watched: f64,
+    /// The share of CPU 1 their thread took while wrk ran.
+    driver_cpu: f64,
 }
 
 impl SlowCut {
@@ -354,7 +364,11 @@ impl SlowCut {
         } else {
             String::new()
         };
-        format!("slow clients: {when} ({}){unconnected}", kinds.join(", "))
+        format!(
+            "slow clients: {when} ({}){unconnected}; their thread took {:.1}% of CPU 1",
+            kinds.join(", "),
+            self.driver_cpu * 100.0
+        )
     }
 }
 
@@ -484,6 +498,7 @@ impl SlowClients {
                 .collect(),
             all_cut_after,
             watched,
+            driver_cpu: 0.0,
         }
     }
 }

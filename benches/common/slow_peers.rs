@@ -290,11 +290,18 @@ fn drive(addr: SocketAddr, specs: Vec<Spec>, peers: &Mutex<Vec<Peer>>, stop: &At
             next_open = end;
             next_batch = now + Duration::from_millis(10);
         }
-        // Writes that are due; connects that timed out; peeks.
+        // Writes that are due; connects that timed out; peeks. `wake`: when something
+        // is next due, so the thread sleeps in poll until then (it shares a CPU with
+        // the load generator in the benchmark).
+        let mut wake = now + Duration::from_millis(100);
+        if next_open < specs.len() {
+            wake = wake.min(next_batch);
+        }
         for (i, slot) in conns.iter_mut().enumerate() {
             let Some(c) = slot else { continue };
             let (spec, peer) = (&specs[i], &mut log[i]);
             if !c.connected {
+                wake = wake.min(c.connect_by);
                 if now >= c.connect_by {
                     peer.error = Some("not accepted within 5 s".into());
                     *slot = None;
@@ -331,7 +338,26 @@ fn drive(addr: SocketAddr, specs: Vec<Spec>, peers: &Mutex<Vec<Peer>>, stop: &At
             {
                 if now >= started + after {
                     peer.peeked = Some(unread_bytes(&c.stream));
+                } else {
+                    wake = wake.min(started + after);
                 }
+            }
+            if !c.out.is_empty() {
+                wake = wake.min(now + Duration::from_millis(10));
+            } else if let Some(at) = c
+                .next_trickle
+                .filter(|_| peer.trickled < spec.trickle.len())
+            {
+                wake = wake.min(at);
+            }
+            match (spec.read, peer.started) {
+                (ReadPolicy::After(d), Some(started)) if now < started + d => {
+                    wake = wake.min(started + d);
+                }
+                (ReadPolicy::AtRate(_), Some(_)) => {
+                    wake = wake.min(now + Duration::from_millis(20));
+                }
+                _ => {}
             }
         }
         // Poll: reads where the policy allows, errors everywhere.
@@ -354,7 +380,10 @@ fn drive(addr: SocketAddr, specs: Vec<Spec>, peers: &Mutex<Vec<Peer>>, stop: &At
             idx.push(i);
         }
         drop(log);
-        let timeout_ms = 20;
+        let timeout_ms = wake
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .clamp(1, 100) as libc::c_int;
         // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if n <= 0 {
