@@ -4,7 +4,7 @@
 //! Each test starts this test binary again running only `slow_server_process` (with
 //! SPINDLE_ATTACK_SERVER set it serves until its stdin closes, with the settings given in
 //! its environment: `SLOW_THREADS`, `SLOW_LOOPS`, `SLOW_BODY_BUFFER`, `SLOW_RATE`
-//! (`bytes_per_second/window_ms` or `off`), `SLOW_BODY_TIMEOUT_MS`), so its threads can
+//! (`bytes_per_second/window_ms` or `off`), `SLOW_BODY_TIMEOUT_MS`, `SLOW_IDLE_MS`), so its threads can
 //! be read from /proc, then plays a slow client with hand-built frames and checks what a
 //! user sees: the status, RST_STREAM code and body on the wire, when they come, other
 //! clients answered meanwhile, the server's thread count, and its log.
@@ -155,6 +155,9 @@ fn serve_slow_if_requested() {
                 Duration::from_millis(ms.parse().unwrap()),
             )));
         }
+    }
+    if let Some(ms) = var("SLOW_IDLE_MS") {
+        server = server.idle_timeout(Some(Duration::from_millis(ms.parse().unwrap())));
     }
     if let Some(ms) = var("SLOW_BODY_TIMEOUT_MS") {
         server = server.body_timeout(Some(Duration::from_millis(ms.parse().unwrap())));
@@ -364,6 +367,7 @@ fn streams_without_data(conns: usize) {
             ("SLOW_THREADS", "8"),
             ("SLOW_LOOPS", "2"),
             ("SLOW_RATE", "500/2000"),
+            ("SLOW_IDLE_MS", "1500"),
         ],
     );
     let before = server.usage();
@@ -423,6 +427,22 @@ fn streams_without_data(conns: usize) {
         most_threads = most_threads.max(server.usage().threads);
     }
     let ended = t.elapsed();
+    // Each connection, left without a stream, is closed idle_timeout (1.5 s) after its
+    // last 408, with GOAWAY NO_ERROR.
+    let idle_until = Instant::now() + Duration::from_millis(1500 + 2000);
+    for (n, c) in attackers.iter_mut().enumerate() {
+        let mut seen = Seen::default();
+        c.observe(
+            &mut seen,
+            idle_until.saturating_duration_since(Instant::now()),
+            |s| s.closed,
+        );
+        assert!(
+            seen.closed && seen.goaway_code() == Some(NO_ERROR),
+            "connection {n} not closed idle_timeout after its last stream: {}",
+            seen.describe()
+        );
+    }
     eprintln!(
         "  {conns} x {STREAMS} streams without DATA: {rounds} probe rounds, slowest {worst:?}; \
          engine threads at most {}; all answered 408 by {ended:?}",

@@ -825,7 +825,9 @@ impl<H: Handler> Engine<H> {
                         // Output waits for the socket: writability wakes it too (kept
                         // for the connection's life; edge-triggered, so it costs an
                         // event only after the socket was full).
-                        if let Err(e) = lp.epoll.watch_writable(conn.socket.raw_fd(), conn.slot as u64)
+                        if let Err(e) = lp
+                            .epoll
+                            .watch_writable(conn.socket.raw_fd(), conn.slot as u64)
                         {
                             log::debug!("watching a connection for writability: {e}");
                             self.close(lp, conn, h1conn::Fate::Io, scratch);
@@ -1289,7 +1291,7 @@ impl<H: Handler> Engine<H> {
                         Some(Slot::Parked(conn)) if conn.id == id => {
                             if conn.deadline <= now {
                                 let fd = conn.socket.raw_fd();
-                                let Slot::Parked(conn) = std::mem::replace(
+                                let Slot::Parked(mut conn) = std::mem::replace(
                                     &mut st.slots[index],
                                     Slot::Busy {
                                         fd,
@@ -1300,6 +1302,9 @@ impl<H: Handler> Engine<H> {
                                 ) else {
                                     unreachable!("matched Parked above")
                                 };
+                                // Its entry is gone: a connection that parks again (HTTP/2 after its
+                                // timer) needs a new one.
+                                conn.timer_tick = None;
                                 expired.push(conn);
                                 None
                             } else {

@@ -77,14 +77,6 @@ impl MinRate {
         self.window
     }
 
-    /// When the next byte is due for a transfer that began at `started` and has moved
-    /// `transferred` bytes, averaged from the start: `started + window + transferred /
-    /// rate`. (An early burst buys credit here; [`RateWindow`] does not.)
-    pub fn deadline(&self, started: Instant, transferred: u64) -> Instant {
-        let earned = Duration::from_secs_f64(transferred as f64 / self.bytes_per_second as f64);
-        started + self.window + earned.min(Duration::from_secs(1 << 32))
-    }
-
     /// Bytes that must move in one window.
     fn per_window(&self) -> u64 {
         let bytes = self.bytes_per_second as f64 * self.window.as_secs_f64();
@@ -114,6 +106,11 @@ impl RateWindow {
         if self.moved >= rate.per_window() {
             *self = RateWindow::start(now);
         }
+    }
+
+    /// Moves the window's start on by `d`, a time in which nobody waited for the peer.
+    pub(crate) fn pause(&mut self, d: Duration) {
+        self.since += d;
     }
 
     /// When the current window ends; a transfer still waiting then is too slow.

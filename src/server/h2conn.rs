@@ -91,7 +91,7 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
-use super::config::{Config, MinRate};
+use super::config::{Config, MinRate, RateWindow};
 use super::h2c_upgrade::H2cUpgrade;
 use super::request::{Body, BodySource, Request};
 use super::response::{Response, ResponseSink};
@@ -195,8 +195,14 @@ struct StreamBuf {
     end: bool,
     trailers: Option<HeaderMap>,
     reset: Option<Reason>,
+    /// How the body arrives, for a request that has one (boxed: most have none).
+    body: Option<Box<BodyWait>>,
+}
+
+/// The waiting for, and timing of, one request body.
+struct BodyWait {
     /// The request, while the stream waits for its body before its handler may start.
-    pending: Option<Box<NewStream>>,
+    pending: Option<NewStream>,
     /// Buffered bytes at which a pending stream becomes runnable.
     threshold: usize,
     /// Window growth taken from [`State::growth_left`], given back when the handler
@@ -204,34 +210,66 @@ struct StreamBuf {
     granted: u32,
     /// Body bytes received (for the minimum rate).
     received: u64,
-    /// How long the body takes, for a request that has one.
-    clock: Option<BodyClock>,
+    clock: BodyClock,
     /// A handler is blocked reading the body.
     reader_waiting: bool,
     /// The body was too slow (why): the handler's reads fail.
     too_slow: Option<String>,
 }
 
+impl BodyWait {
+    /// A body that may arrive from `now` on, its clock stopped (nobody waits yet).
+    fn new(now: Instant, received: u64) -> Box<BodyWait> {
+        let mut clock = BodyClock::new(now);
+        clock.stop(now);
+        Box::new(BodyWait {
+            pending: None,
+            threshold: 0,
+            granted: 0,
+            received,
+            clock,
+            reader_waiting: false,
+            too_slow: None,
+        })
+    }
+}
+
 impl StreamBuf {
     /// Someone waits for the client to send: the loop (the stream is pending) or a
     /// handler blocked in a read.
     fn awaited(&self) -> bool {
-        (self.pending.is_some() || self.reader_waiting)
-            && !self.end
+        !self.end
             && self.reset.is_none()
-            && self.too_slow.is_none()
+            && self
+                .body
+                .as_ref()
+                .is_some_and(|b| (b.pending.is_some() || b.reader_waiting) && b.too_slow.is_none())
+    }
+
+    /// The stream waits for its body before its handler may start.
+    fn pending(&self) -> bool {
+        self.body.as_ref().is_some_and(|b| b.pending.is_some())
+    }
+
+    /// The window growth it holds.
+    fn granted(&self) -> u32 {
+        self.body.as_ref().map_or(0, |b| b.granted)
     }
 }
 
 /// The time a request body takes, for `min_body_rate` and `body_timeout`.
+///
+/// The rate is checked window by window ([`RateWindow`]): `min_body_rate` bytes must
+/// arrive in every window, so an early burst buys no credit for a later trickle. The
+/// window's clock stands still while nobody waits for the client, or while the client
+/// has no window to send in; `body_timeout` counts wall time from `since`.
 #[derive(Debug, Clone, Copy)]
 struct BodyClock {
     /// When the client was free to send the body (the end of the head, or the `100
     /// Continue`): `body_timeout` counts from here.
     since: Instant,
-    /// The start the rate counts from: `since`, moved on by the time the clock stood
-    /// still (nobody waiting for the client, or the client without window).
-    origin: Instant,
+    /// The current rate window, its start moved on by the time the clock stood still.
+    window: RateWindow,
     /// The clock stands still since then.
     stopped: Option<Instant>,
 }
@@ -240,14 +278,14 @@ impl BodyClock {
     fn new(now: Instant) -> BodyClock {
         BodyClock {
             since: now,
-            origin: now,
+            window: RateWindow::start(now),
             stopped: None,
         }
     }
 
     fn run(&mut self, now: Instant) {
         if let Some(at) = self.stopped.take() {
-            self.origin += now.saturating_duration_since(at);
+            self.window.pause(now.saturating_duration_since(at));
         }
     }
 
@@ -255,12 +293,19 @@ impl BodyClock {
         self.stopped.get_or_insert(now);
     }
 
-    /// When the body is too slow, having brought `received` bytes so far.
-    fn due(&self, config: &Config, received: u64) -> Option<Instant> {
+    /// Records `n` body bytes arriving at `now`.
+    fn moved(&mut self, config: &Config, n: u64, now: Instant) {
+        if let Some(rate) = &config.min_body_rate {
+            self.window.moved(rate, n, now);
+        }
+    }
+
+    /// When the body is too slow.
+    fn due(&self, config: &Config) -> Option<Instant> {
         let rate = config
             .min_body_rate
             .filter(|_| self.stopped.is_none())
-            .map(|r| r.deadline(self.origin, received));
+            .map(|r| self.window.deadline(&r));
         let total = config.body_timeout.map(|t| self.since + t);
         match (rate, total) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -268,7 +313,8 @@ impl BodyClock {
         }
     }
 
-    /// Why the body is too slow at `now` (past [`due`](BodyClock::due)).
+    /// Why the body is too slow at `now` (past [`due`](BodyClock::due)), having brought
+    /// `received` bytes in all.
     fn why(&self, config: &Config, received: u64, now: Instant) -> String {
         match config.body_timeout {
             Some(t) if now >= self.since + t => {
@@ -277,8 +323,7 @@ impl BodyClock {
             _ => {
                 let rate = config.min_body_rate.unwrap_or(MinRate::DEFAULT);
                 format!(
-                    "{received} bytes in {:.1?} of waiting, under {} bytes/s with {:?} of slack",
-                    now.saturating_duration_since(self.origin),
+                    "{received} bytes in all, under {} bytes/s over a {:?} window of waiting",
                     rate.bytes_per_second(),
                     rate.window()
                 )
@@ -365,23 +410,27 @@ fn await_body(
         conn.grow_recv_window(new.id, WAITING_STREAM_WINDOW + growth);
         *growth_left -= growth;
     }
-    s.granted = growth;
-    s.threshold = body_buffer.min((WAITING_STREAM_WINDOW + growth) as usize);
-    s.clock = Some(BodyClock::new(now));
     timed.push(new.id.value());
-    s.pending = Some(Box::new(new));
+    // Bytes the client sent before it was told to (RFC 9110 §10.1.1 lets it) count too.
+    let mut b = BodyWait::new(now, s.data.len() as u64);
+    b.clock.run(now);
+    b.granted = growth;
+    b.threshold = body_buffer.min((WAITING_STREAM_WINDOW + growth) as usize);
+    b.pending = Some(new);
+    s.body = Some(b);
     ready_if_buffered(s, runnable, now);
 }
 
 /// A pending stream becomes runnable once its body has ended or its buffer holds
 /// enough.
 fn ready_if_buffered(s: &mut StreamBuf, runnable: &mut VecDeque<NewStream>, now: Instant) {
-    if s.end || s.data.len() >= s.threshold {
-        if let Some(new) = s.pending.take() {
-            runnable.push_back(*new);
-            if let Some(c) = s.clock.as_mut() {
-                c.stop(now);
-            }
+    let Some(b) = s.body.as_mut() else {
+        return;
+    };
+    if s.end || s.data.len() >= b.threshold {
+        if let Some(new) = b.pending.take() {
+            runnable.push_back(new);
+            b.clock.stop(now);
         }
     }
 }
@@ -685,18 +734,20 @@ fn watch_bodies(d: &H2Driver, st: &mut State, now: Instant) -> Option<Instant> {
     let mut next: Option<Instant> = None;
     let mut late = Vec::new();
     for &id in timed.iter() {
-        let Some(s) = streams.get_mut(&id).filter(|s| s.awaited()) else {
+        let Some(b) = streams
+            .get_mut(&id)
+            .filter(|s| s.awaited())
+            .and_then(|s| s.body.as_mut())
+        else {
             continue;
         };
-        let Some(clock) = s.clock.as_mut() else {
-            continue;
-        };
+        let clock = &mut b.clock;
         if conn.recv_capacity(StreamId::new(id)) == 0 {
             clock.stop(now);
         } else {
             clock.run(now);
         }
-        match clock.due(config, s.received) {
+        match clock.due(config) {
             Some(due) if due <= now => late.push(id),
             Some(due) => next = Some(next.map_or(due, |n| n.min(due))),
             None => {}
@@ -716,15 +767,12 @@ fn watch_bodies(d: &H2Driver, st: &mut State, now: Instant) -> Option<Instant> {
 /// 408 and its request side reset with NO_ERROR (RFC 9113 §8.1, see the module docs); a
 /// handler's blocked read fails. True when a handler must be woken.
 fn body_too_slow(d: &H2Driver, st: &mut State, id: u32, now: Instant) -> bool {
-    let Some(s) = st.streams.get_mut(&id) else {
+    let Some(b) = st.streams.get_mut(&id).and_then(|s| s.body.as_mut()) else {
         return false;
     };
-    let why = match &s.clock {
-        Some(c) => c.why(&d.config, s.received, now),
-        None => String::new(),
-    };
+    let why = b.clock.why(&d.config, b.received, now);
     let sid = StreamId::new(id);
-    if s.pending.is_some() {
+    if b.pending.is_some() {
         TOO_SLOW.hit(|n| {
             log::debug!(
                 "HTTP/2 stream {id} from {:?}: request body too slow ({why}); answered 408 \
@@ -739,7 +787,7 @@ fn body_too_slow(d: &H2Driver, st: &mut State, id: u32, now: Instant) -> bool {
         let _ = st.conn.send_response(sid, &res, true);
         st.conn.reset(sid, Reason::NoError);
         if let Some(s) = st.streams.remove(&id) {
-            st.growth_left += s.granted;
+            st.growth_left += s.granted();
         }
         d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
         false
@@ -752,7 +800,7 @@ fn body_too_slow(d: &H2Driver, st: &mut State, id: u32, now: Instant) -> bool {
                 and_more(n)
             )
         });
-        s.too_slow = Some(why);
+        b.too_slow = Some(why);
         true
     }
 }
@@ -838,10 +886,7 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                 } else if body_buffer == 0 {
                     // Not buffered: the handler runs at once and its reads wait (under
                     // the rate only while they do).
-                    let now = Instant::now();
-                    let mut clock = BodyClock::new(now);
-                    clock.stop(now);
-                    s.clock = Some(clock);
+                    s.body = Some(BodyWait::new(Instant::now(), 0));
                     timed.push(id.value());
                     runnable.push_back(new);
                 } else if expects_continue(new.head.headers()) {
@@ -880,10 +925,13 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
             } => match streams.get_mut(&id.value()) {
                 Some(s) => {
                     s.data.extend(data);
-                    s.received += data.len() as u64;
                     s.end |= end_stream;
-                    if s.pending.is_some() {
-                        ready_if_buffered(s, runnable, Instant::now());
+                    if let Some(b) = s.body.as_mut() {
+                        b.received += data.len() as u64;
+                        b.clock.moved(&d.config, data.len() as u64, Instant::now());
+                        if b.pending.is_some() {
+                            ready_if_buffered(s, runnable, Instant::now());
+                        }
                     }
                     woke = true;
                 }
@@ -918,7 +966,7 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
                 if let Some(s) = streams.get_mut(&id.value()) {
                     s.trailers = Some(trailers);
                     s.end = true;
-                    if s.pending.is_some() {
+                    if s.pending() {
                         ready_if_buffered(s, runnable, Instant::now());
                     }
                     woke = true;
@@ -927,9 +975,9 @@ fn dispatch(d: &mut H2Driver, st: &mut State) -> bool {
             }
             Event::Reset { id, reason, .. } => {
                 match streams.get_mut(&id.value()) {
-                    Some(s) if s.pending.is_some() => {
+                    Some(s) if s.pending() => {
                         // Given up before its handler started: no handler runs.
-                        *growth_left += s.granted;
+                        *growth_left += s.granted();
                         streams.remove(&id.value());
                         d.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
                     }
@@ -1032,7 +1080,7 @@ impl StreamRunner {
                     self.peer
                 );
                 if let Some(s) = st.streams.remove(&id.value()) {
-                    st.growth_left += s.granted;
+                    st.growth_left += s.granted();
                 }
                 st.conn.reset(id, Reason::RefusedStream);
                 self.shared.live_streams.fetch_sub(1, Ordering::AcqRel);
@@ -1066,9 +1114,15 @@ impl StreamRunner {
         }
         let new = st.runnable.pop_front()?;
         st.running += 1;
-        if let Some(s) = st.streams.get_mut(&new.id.value()) {
-            // From here on a handler reads what it holds.
-            st.growth_left += std::mem::take(&mut s.granted);
+        if !new.end_stream {
+            if let Some(b) = st
+                .streams
+                .get_mut(&new.id.value())
+                .and_then(|s| s.body.as_mut())
+            {
+                // From here on a handler reads what it holds.
+                st.growth_left += std::mem::take(&mut b.granted);
+            }
         }
         Some(new)
     }
@@ -1271,7 +1325,8 @@ fn settle_request_side(
     }
     let answered = st.conn.stream_state(id) == StreamState::HalfClosedLocal;
     // A body that was too slow is not waited for any longer, not even to drain it.
-    if answered && !refused_continue && s.too_slow.is_none() && unread <= drain_limit {
+    let too_slow = s.body.as_ref().is_some_and(|b| b.too_slow.is_some());
+    if answered && !refused_continue && !too_slow && unread <= drain_limit {
         st.draining.insert(id.value(), drain_limit - unread);
     } else {
         // The rest of the request body will not be read (RFC 9113 §8.1).
@@ -1399,7 +1454,7 @@ impl BodySource for H2Body<'_> {
                     format!("stream reset: {reason:?}"),
                 ));
             }
-            if let Some(why) = &s.too_slow {
+            if let Some(why) = s.body.as_ref().and_then(|b| b.too_slow.as_deref()) {
                 break Err(too_slow_error(why));
             }
             if !s.data.is_empty() {
@@ -1419,18 +1474,16 @@ impl BodySource for H2Body<'_> {
                     "HTTP/2 connection closed",
                 ));
             }
-            if !s.reader_waiting {
+            if let Some(b) = s.body.as_mut().filter(|b| !b.reader_waiting) {
                 // The client is waited for from now on: the rate's clock runs (the
                 // loop stops it while the client has no window), and the loop's timer
                 // must come by the stream's deadline.
-                s.reader_waiting = true;
+                b.reader_waiting = true;
                 let now = Instant::now();
-                if let Some(c) = s.clock.as_mut() {
-                    c.run(now);
-                    let due = c.due(self.config, s.received);
-                    if due.is_some_and(|due| st_ref.parked_until.is_none_or(|p| due < p)) {
-                        self.shared.wake();
-                    }
+                b.clock.run(now);
+                let due = b.clock.due(self.config);
+                if due.is_some_and(|due| st_ref.parked_until.is_none_or(|p| due < p)) {
+                    self.shared.wake();
                 }
             }
             match wait(self.shared, st, deadline, "request body read timed out") {
@@ -1441,11 +1494,13 @@ impl BodySource for H2Body<'_> {
                 }
             }
         };
-        if let Some(s) = st.streams.get_mut(&self.id.value()) {
-            if std::mem::take(&mut s.reader_waiting) {
-                if let Some(c) = s.clock.as_mut() {
-                    c.stop(Instant::now());
-                }
+        if let Some(b) = st
+            .streams
+            .get_mut(&self.id.value())
+            .and_then(|s| s.body.as_mut())
+        {
+            if std::mem::take(&mut b.reader_waiting) {
+                b.clock.stop(Instant::now());
             }
         }
         let flush = st.conn.wants_write();
