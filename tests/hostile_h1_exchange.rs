@@ -43,11 +43,8 @@ fn closes(stream: &mut std::net::TcpStream) -> bool {
 
 /// The two ways a handler meets a body it has not got yet: with the event loop's
 /// read-ahead off (it runs as soon as the head is in), and with a body larger than the
-/// read-ahead (64 KiB by default: it runs once that much is in). `(server, head, first
-/// part of the body, the rest)`.
-fn unfinished_bodies<H: spindle::server::Handler + Clone>(
-    handler: H,
-) -> Vec<(spindle::server::Listening, Vec<u8>, Vec<u8>, Vec<u8>)> {
+/// read-ahead (64 KiB by default: it runs once that much is in).
+fn unfinished_bodies<H: spindle::server::Handler + Clone>(handler: H) -> Vec<Unfinished> {
     let off = serve_with(
         spindle::server::Server::http("127.0.0.1:0")
             .unwrap()
@@ -56,26 +53,40 @@ fn unfinished_bodies<H: spindle::server::Handler + Clone>(
     );
     let big: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
     vec![
-        (
-            off,
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n".to_vec(),
-            b"abcde".to_vec(),
-            b"fghij".to_vec(),
-        ),
-        (
-            serve(handler),
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n".to_vec(),
-            big[..70_000].to_vec(),
-            big[70_000..].to_vec(),
-        ),
+        Unfinished {
+            server: off,
+            head: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n".to_vec(),
+            first: b"abcde".to_vec(),
+            rest: b"fghij".to_vec(),
+        },
+        Unfinished {
+            server: serve(handler),
+            head: b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n".to_vec(),
+            first: big[..70_000].to_vec(),
+            rest: big[70_000..].to_vec(),
+        },
     ]
+}
+
+/// A server, a request head, the first part of its body and the rest.
+struct Unfinished {
+    server: spindle::server::Listening,
+    head: Vec<u8>,
+    first: Vec<u8>,
+    rest: Vec<u8>,
 }
 
 /// b: the answer to a request whose body the handler never read goes out at once, not
 /// after the body (which the server drains to keep the connection) has arrived.
 #[test]
 fn answer_does_not_wait_for_an_unread_body() {
-    for (server, head, first, rest) in unfinished_bodies(hello) {
+    for Unfinished {
+        server,
+        head,
+        first,
+        rest,
+    } in unfinished_bodies(hello)
+    {
         let mut stream = connect(server.local_addr());
         send(&mut stream, &head);
         send(&mut stream, &first);
@@ -142,7 +153,13 @@ fn prefix_arrives_before_the_body(
 /// (the client may be waiting for it before it sends more).
 #[test]
 fn written_bytes_go_out_before_a_body_read_blocks() {
-    for (server, head, first, rest) in unfinished_bodies(prefix_then_echo) {
+    for Unfinished {
+        server,
+        head,
+        first,
+        rest,
+    } in unfinished_bodies(prefix_then_echo)
+    {
         prefix_arrives_before_the_body(&server, &head, &first, &rest, |got| {
             assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got:?}")
         });
