@@ -35,6 +35,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> RawResponse {
 }
 
 fn raise_fd_limit() {
+    #[cfg(unix)]
     // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
     unsafe {
         let mut lim = libc::rlimit {
@@ -336,6 +337,8 @@ fn shutdown_deadline_cuts_what_is_left() {
     assert!(!out.contains("done"), "{out}");
 }
 
+/// Unix only: `Server::unix` exists only there.
+#[cfg(unix)]
 #[test]
 fn unix_socket_listener() {
     let path = std::env::temp_dir().join(format!("spindle-test-{}.sock", std::process::id()));
@@ -358,6 +361,8 @@ fn unix_socket_listener() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// Unix only: Windows has no SO_REUSEPORT (see the next test).
+#[cfg(unix)]
 #[test]
 fn reuse_port_lets_two_servers_share_a_port() {
     let opts = ListenOptions {
@@ -401,6 +406,19 @@ fn reuse_port_lets_two_servers_share_a_port() {
         assert_eq!(get(addr, "/").body_str(), "b");
     }
     drop(b);
+}
+
+/// Windows has no SO_REUSEPORT: asking for it is a typed error, not a port bound
+/// without it.
+#[cfg(not(unix))]
+#[test]
+fn reuse_port_is_unsupported_where_the_os_has_none() {
+    let opts = ListenOptions {
+        reuse_port: true,
+        ..ListenOptions::default()
+    };
+    let err = Server::bind("127.0.0.1:0", opts).unwrap_err();
+    assert_eq!(err.kind(), spindle::ErrorKind::Unsupported, "{err}");
 }
 
 #[test]
