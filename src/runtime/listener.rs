@@ -17,7 +17,20 @@ use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::path::PathBuf;
 
-use super::socket::Stream;
+use super::socket::{Stream, TcpConn};
+
+/// An accepted TCP stream as the engine holds it: std's on Unix.
+#[cfg(unix)]
+fn tcp_conn(stream: std::net::TcpStream) -> TcpConn {
+    stream
+}
+
+/// An accepted TCP stream as the engine holds it: mio's on Windows (its operations
+/// re-arm its registration; see `runtime::poll::mio`).
+#[cfg(windows)]
+fn tcp_conn(stream: std::net::TcpStream) -> TcpConn {
+    mio::net::TcpStream::from_std(stream)
+}
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +130,7 @@ impl Listener {
 
     pub fn accept(&self) -> io::Result<(Stream, Option<SocketAddr>)> {
         match self {
-            Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Some(a))),
+            Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(tcp_conn(s)), Some(a))),
             #[cfg(unix)]
             Listener::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
         }

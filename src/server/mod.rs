@@ -16,7 +16,8 @@
 //!
 //! # How requests are run
 //!
-//! A few event-loop threads (one per core) watch every connection with epoll. When a
+//! A few event-loop threads (one per core) watch every connection (epoll on Linux,
+//! kqueue on macOS and the BSDs, IOCP on Windows; see `runtime::poll`). When a
 //! request arrives, the loop thread runs the handler itself, with no hand-off to another
 //! thread. If the handler blocks — reading a body that has not arrived, writing to a full
 //! socket, or waiting on anything of its own for more than about 10 ms — the loop passes
@@ -192,7 +193,8 @@ impl Server {
     }
 
     /// Serves on a TCP listener the caller bound (socket activation, a port chosen
-    /// elsewhere, a descriptor inherited from a supervisor via `FromRawFd`).
+    /// elsewhere, a descriptor inherited from a supervisor via `FromRawFd`, or
+    /// `FromRawSocket` on Windows).
     pub fn from_listener(listener: TcpListener) -> Server {
         Server::with_listener(Listener::Tcp(listener))
     }
