@@ -173,6 +173,49 @@ fn a_handler_waiting_for_its_body_does_not_stall_others() {
     assert_eq!(slow.response(false).body_str(), "helloworld");
 }
 
+/// Every thread blocked in a body read, so no thread is left to run the event loop: the
+/// watchdog then forwards the sockets' readiness to the blocked handlers (each waits on
+/// its connection's parker, not on the socket), and both finish as soon as their bodies
+/// arrive, not at the 30 s read timeout.
+#[test]
+fn handlers_blocked_on_their_bodies_finish_when_no_thread_is_left_for_the_loop() {
+    let listening = Server::http("127.0.0.1:0")
+        .unwrap()
+        .event_loops(1)
+        .body_buffer(0)
+        .handle_threads(
+            |mut req: Request, res: Response| {
+                let mut body = Vec::new();
+                req.read_to_end(&mut body).unwrap();
+                res.send(&body).ok();
+            },
+            2,
+        )
+        .unwrap();
+    let addr = listening.local_addr();
+    let head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n";
+    let mut a = Reader::new(connect(addr));
+    send(&mut a.stream, &[&head[..], b"hello"].concat());
+    thread::sleep(Duration::from_millis(200));
+    let mut b = Reader::new(connect(addr));
+    send(&mut b.stream, &[&head[..], b"HELLO"].concat());
+    // Both handlers are blocked now, and the loop has no thread.
+    thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    send(&mut a.stream, b"world");
+    send(&mut b.stream, b"WORLD");
+    assert_eq!(a.response(false).body_str(), "helloworld");
+    assert_eq!(b.response(false).body_str(), "HELLOWORLD");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "the blocked handlers took {:?} to see their bodies",
+        t0.elapsed()
+    );
+    // The loop runs again once a thread is free: a new connection is served.
+    assert_eq!(get(addr, "/").status, 200);
+    listening.close();
+}
+
 #[test]
 fn slowloris_clients_are_cut_and_others_served() {
     let server = serve_with(
