@@ -83,7 +83,7 @@ mod tests {
     fn readiness_is_edge_triggered_and_wake_ends_a_wait() {
         let poller = Poller::new().unwrap();
         let (mut client, server) = pair();
-        let mut server = crate::runtime::socket::Stream::Tcp(server.into());
+        let mut server = crate::runtime::socket::Stream::Tcp(server);
         poller.add(&mut server, 7).unwrap();
         let mut events = events(16);
         let mut tokens = Vec::new();
@@ -124,9 +124,9 @@ mod tests {
     fn writability_is_reported_when_watched() {
         let poller = Poller::new().unwrap();
         let (_client, server) = pair();
-        let mut server = crate::runtime::socket::Stream::Tcp(server.into());
+        let mut server = crate::runtime::socket::Stream::Tcp(server);
         poller.add(&mut server, 3).unwrap();
-        poller.watch_writable(&mut server, 3).unwrap();
+        poller.watch_writable(&server, 3).unwrap();
         let mut events = events(16);
         let mut tokens = Vec::new();
         let t = Instant::now();
