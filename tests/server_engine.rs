@@ -317,7 +317,16 @@ fn overload_back_pressure_serves_everyone_eventually() {
 
 #[test]
 fn graceful_shutdown_loses_no_received_request() {
-    let server = serve(sleepy);
+    // Handlers that have started: the shutdown must begin while they run (a request
+    // that reaches a connection only after it began finds it idle and closed, rightly).
+    let started = Arc::new(AtomicUsize::new(0));
+    let seen = started.clone();
+    let server = serve(move |req: Request, res: Response| {
+        if req.path().starts_with("/sleep/") {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+        sleepy(req, res)
+    });
     let addr = server.local_addr();
     // In flight: handlers running when shutdown begins.
     let in_flight: Vec<_> = (0..3)
@@ -333,7 +342,11 @@ fn graceful_shutdown_loses_no_received_request() {
     let mut idle = Reader::new(connect(addr));
     send(&mut idle.stream, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(idle.response(false).status, 200);
-    thread::sleep(Duration::from_millis(150));
+    let until = Instant::now() + Duration::from_secs(5);
+    while started.load(Ordering::SeqCst) < 4 && Instant::now() < until {
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 4, "the slow handlers never started");
 
     let t0 = Instant::now();
     let report = server.shutdown(Instant::now() + Duration::from_secs(5));
