@@ -107,10 +107,7 @@ fn main() {
         std::env::temp_dir().join(format!("spindle-bench-nghttpd-{}", std::process::id()));
     std::fs::create_dir_all(&docroot).expect("a temporary directory");
     std::fs::write(docroot.join("index.html"), HELLO).expect("writing the hello file");
-    let mio_exe = servers
-        .iter()
-        .any(|s| s == "spindle-mio")
-        .then(mio_harness);
+    let mio_exe = servers.iter().any(|s| s == "spindle-mio").then(mio_harness);
     let ctx = Ctx {
         secs,
         idle,
@@ -173,7 +170,14 @@ fn mio_harness() -> std::path::PathBuf {
         .unwrap_or_else(|| "target/poll-mio".into());
     let out = Command::new(cargo)
         .env("CARGO_TARGET_DIR", &target)
-        .args(["bench", "--bench", "servers", "--features", "poll-mio", "--no-run"])
+        .args([
+            "bench",
+            "--bench",
+            "servers",
+            "--features",
+            "poll-mio",
+            "--no-run",
+        ])
         .args(["--message-format", "json"])
         .stderr(Stdio::inherit())
         .output()
@@ -183,7 +187,9 @@ fn mio_harness() -> std::path::PathBuf {
     let text = String::from_utf8_lossy(&out.stdout);
     let exe = text
         .lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains("\"executable\":\""))
+        .filter(|l| {
+            l.contains("\"reason\":\"compiler-artifact\"") && l.contains("\"executable\":\"")
+        })
         .filter_map(|l| l.split("\"executable\":\"").nth(1)?.split('"').next())
         .next_back()
         .expect("cargo named no executable for the poll-mio harness");

@@ -346,7 +346,11 @@ fn graceful_shutdown_loses_no_received_request() {
     while started.load(Ordering::SeqCst) < 4 && Instant::now() < until {
         thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(started.load(Ordering::SeqCst), 4, "the slow handlers never started");
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        4,
+        "the slow handlers never started"
+    );
 
     let t0 = Instant::now();
     let report = server.shutdown(Instant::now() + Duration::from_secs(5));
