@@ -318,7 +318,9 @@ fn overload_back_pressure_serves_everyone_eventually() {
 #[test]
 fn graceful_shutdown_loses_no_received_request() {
     // Handlers that have started: the shutdown must begin while they run (a request
-    // that reaches a connection only after it began finds it idle and closed, rightly).
+    // that reaches a connection only after it began finds it idle and closed, rightly),
+    // and they run for 1.5 s, so that even on a loaded machine none has answered (with
+    // keep-alive) before it begins.
     let started = Arc::new(AtomicUsize::new(0));
     let seen = started.clone();
     let server = serve(move |req: Request, res: Response| {
@@ -330,7 +332,7 @@ fn graceful_shutdown_loses_no_received_request() {
     let addr = server.local_addr();
     // In flight: handlers running when shutdown begins.
     let in_flight: Vec<_> = (0..3)
-        .map(|i| thread::spawn(move || get(addr, &format!("/sleep/{}", 400 + i))))
+        .map(|i| thread::spawn(move || get(addr, &format!("/sleep/{}", 1500 + i))))
         .collect();
     // Pipelined: a second request already sent behind a slow one.
     let mut piped = Reader::new(connect(addr));
@@ -361,7 +363,7 @@ fn graceful_shutdown_loses_no_received_request() {
     );
     for (i, t) in in_flight.into_iter().enumerate() {
         let res = t.join().unwrap();
-        assert_eq!(res.body_str(), format!("done /sleep/{}", 400 + i));
+        assert_eq!(res.body_str(), format!("done /sleep/{}", 1500 + i));
         assert_eq!(res.header("connection"), Some("close"));
     }
     assert_eq!(piped.response(false).body_str(), "done /sleep/300");
