@@ -120,6 +120,9 @@ fn client<T: Send + 'static>(
     std::thread::spawn(move || {
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The server side reads before the ClientHello is there, so its handshake
+        // would block at least once however the two threads are scheduled.
+        std::thread::sleep(Duration::from_millis(100));
         let tls = connector.connect("localhost", tcp).unwrap();
         f(tls)
     })
