@@ -266,6 +266,11 @@ impl EngineCore {
             return false;
         }
         lp.owned.store(false, Ordering::Release);
+        // The owner may have been serving a connection it had just accepted, with more
+        // waiting in the backlog: the new owner looks at the listener first. (On the
+        // mio backend the listener is edge-triggered, so no new event would say so
+        // until another client connects; on epoll it costs one accept that finds none.)
+        lock(&lp.state).ready.push_back(LISTENER_TOKEN);
         // Unbounded channel, but at most one live assignment per loop is ever useful;
         // stale ones are skipped by their generation.
         let _ = self.assign_tx.send(Assignment {
