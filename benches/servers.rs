@@ -39,6 +39,10 @@
 //! shown as "n/a" in the other protocol's scenarios. spindle, hyper and nghttpd all
 //! advertise SETTINGS_MAX_CONCURRENT_STREAMS = 128 (spindle's default, set explicitly
 //! for the others), so neither h2load `-m` is cut short by a server limit.
+//! `spindle-mio` (not in the default list) is spindle on its mio readiness backend: this
+//! harness built with `--features poll-mio`, which it builds itself (`cargo bench
+//! --no-run`) unless `BENCH_MIO_EXE` names such a binary; its ratio column compares it
+//! with spindle on epoll.
 //!
 //! Other knobs: `BENCH_SECS` (default 5) per run, `BENCH_RUNS` (default 3; medians are
 //! reported, plus the best CPU per request), `BENCH_IDLE` (idle connections in scenario
@@ -103,6 +107,7 @@ fn main() {
         std::env::temp_dir().join(format!("spindle-bench-nghttpd-{}", std::process::id()));
     std::fs::create_dir_all(&docroot).expect("a temporary directory");
     std::fs::write(docroot.join("index.html"), HELLO).expect("writing the hello file");
+    let mio_exe = servers.iter().any(|s| s == "spindle-mio").then(mio_harness);
     let ctx = Ctx {
         secs,
         idle,
@@ -110,6 +115,7 @@ fn main() {
         slow_wait,
         warmup,
         docroot: docroot.clone(),
+        mio_exe,
     };
     println!(
         "# hello-world servers, {} s per run, median of {} runs; server on CPU 0, wrk/h2load on CPU 1",
@@ -143,6 +149,51 @@ struct Ctx {
     warmup: u64,
     /// nghttpd's document root.
     docroot: std::path::PathBuf,
+    /// This harness built with `--features poll-mio`, for `spindle-mio`.
+    mio_exe: Option<std::path::PathBuf>,
+}
+
+/// This harness built with `--features poll-mio` (spindle on its mio readiness
+/// backend): `BENCH_MIO_EXE`, or built now with `cargo bench --no-run`.
+fn mio_harness() -> std::path::PathBuf {
+    if let Ok(exe) = std::env::var("BENCH_MIO_EXE") {
+        return exe.into();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // A target directory of its own: the `cargo bench` running us holds the lock on
+    // ours (target/release/deps/servers-… → target/poll-mio).
+    let own = std::env::current_exe().expect("own path");
+    let target = own
+        .ancestors()
+        .nth(3)
+        .map(|t| t.join("poll-mio"))
+        .unwrap_or_else(|| "target/poll-mio".into());
+    let out = Command::new(cargo)
+        .env("CARGO_TARGET_DIR", &target)
+        .args([
+            "bench",
+            "--bench",
+            "servers",
+            "--features",
+            "poll-mio",
+            "--no-run",
+        ])
+        .args(["--message-format", "json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("building the poll-mio harness");
+    assert!(out.status.success(), "building the poll-mio harness failed");
+    // The last compiler-artifact line names the executable (`"executable":"..."`).
+    let text = String::from_utf8_lossy(&out.stdout);
+    let exe = text
+        .lines()
+        .filter(|l| {
+            l.contains("\"reason\":\"compiler-artifact\"") && l.contains("\"executable\":\"")
+        })
+        .filter_map(|l| l.split("\"executable\":\"").nth(1)?.split('"').next())
+        .next_back()
+        .expect("cargo named no executable for the poll-mio harness");
+    exe.into()
 }
 
 fn is_h2(scenario: &str) -> bool {
@@ -223,11 +274,15 @@ fn measure(server: &str, scenario: &str, ctx: &Ctx) -> Measure {
             .spawn()
             .expect("starting nghttpd")
     } else {
-        let exe = std::env::current_exe().expect("own path");
+        // spindle on the mio backend is the same server in the poll-mio build.
+        let (exe, name) = match server {
+            "spindle-mio" => (ctx.mio_exe.clone().expect("built at the start"), "spindle"),
+            _ => (std::env::current_exe().expect("own path"), server),
+        };
         Command::new("taskset")
             .args(["-c", "0"])
             .arg(exe)
-            .args(["--serve", server, &addr.to_string()])
+            .args(["--serve", name, &addr.to_string()])
             .stdout(Stdio::null())
             .spawn()
             .expect("starting the server")

@@ -2,9 +2,10 @@
 //!
 //! `cargo run --release --example graceful -- 127.0.0.1:3000 NAME`
 //!
-//! Answers every request with `NAME PATH`. Binds with SO_REUSEPORT, so a replacement
-//! process can start on the same port before this one stops; on SIGTERM or SIGINT it
-//! stops accepting, finishes what is in flight (up to 10 s) and exits.
+//! Answers every request with `NAME PATH`. Binds with SO_REUSEPORT (on Unix), so a
+//! replacement process can start on the same port before this one stops; on SIGTERM or
+//! SIGINT (Ctrl-C on Windows) it stops accepting, finishes what is in flight (up to
+//! 10 s) and exits.
 use std::time::{Duration, Instant};
 
 use spindle::server::{ListenOptions, Request, Response, Server};
@@ -15,7 +16,9 @@ fn main() -> spindle::Result<()> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:3000".into());
     let name = args.next().unwrap_or_else(|| "spindle".into());
     let options = ListenOptions {
-        reuse_port: true,
+        // Windows has no SO_REUSEPORT (binding with it fails with
+        // ErrorKind::Unsupported): there a replacement must wait for this one to stop.
+        reuse_port: cfg!(unix),
         ..ListenOptions::default()
     };
     let answer_name = name.clone();

@@ -36,6 +36,11 @@ pub enum ErrorKind {
     Closed,
     /// The caller used the API in a way that cannot work (for example a bad header value).
     Usage,
+    /// The operating system offers no way to do what was asked, for example
+    /// [`ListenOptions::reuse_port`](crate::server::ListenOptions::reuse_port) on Windows,
+    /// which has no `SO_REUSEPORT`. Also what an I/O error of kind
+    /// [`std::io::ErrorKind::Unsupported`] becomes.
+    Unsupported,
 }
 
 impl fmt::Display for ErrorKind {
@@ -54,6 +59,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::GoAway => "http/2 connection going away",
             ErrorKind::Closed => "connection closed",
             ErrorKind::Usage => "usage error",
+            ErrorKind::Unsupported => "unsupported on this platform",
         })
     }
 }
@@ -135,10 +141,12 @@ impl Error {
         &self.inner.message
     }
 
-    /// An I/O error with context; a timeout from the OS becomes [`ErrorKind::Timeout`].
+    /// An I/O error with context; a timeout from the OS becomes [`ErrorKind::Timeout`],
+    /// an operation the OS does not offer [`ErrorKind::Unsupported`].
     pub fn io(context: impl Into<String>, err: std::io::Error) -> Error {
         let kind = match err.kind() {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ErrorKind::Timeout,
+            std::io::ErrorKind::Unsupported => ErrorKind::Unsupported,
             _ => ErrorKind::Io,
         };
         Error::new(kind, context).with_source(err)
@@ -200,8 +208,29 @@ impl From<Error> for std::io::Error {
             ErrorKind::Timeout => std::io::ErrorKind::TimedOut,
             ErrorKind::Closed => std::io::ErrorKind::UnexpectedEof,
             ErrorKind::Parse | ErrorKind::Limit => std::io::ErrorKind::InvalidData,
+            ErrorKind::Unsupported => std::io::ErrorKind::Unsupported,
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the OS cannot do stays recognisable through both conversions, so a caller
+    /// can tell "not on this platform" from a failure.
+    #[test]
+    fn unsupported_round_trips_through_io_errors() {
+        let os = std::io::Error::new(std::io::ErrorKind::Unsupported, "SO_REUSEPORT");
+        let err = Error::io("binding the listener", os);
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert_eq!(
+            err.to_string(),
+            "unsupported on this platform: binding the listener: SO_REUSEPORT"
+        );
+        let back: std::io::Error = err.into();
+        assert_eq!(back.kind(), std::io::ErrorKind::Unsupported);
     }
 }

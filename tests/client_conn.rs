@@ -1,5 +1,6 @@
 //! The low-level `client::conn` API over streams the caller opened.
 use std::io::{self, Read, Write};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 
 use spindle::client::{conn, Body};
@@ -93,6 +94,8 @@ fn request_encoding() {
     );
 }
 
+/// Unix only: `std` has Unix domain sockets only there.
+#[cfg(unix)]
 #[test]
 fn over_a_unix_socket() {
     let (client_end, mut server_end) = UnixStream::pair().unwrap();

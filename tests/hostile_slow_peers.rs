@@ -277,6 +277,7 @@ impl Kind {
 }
 
 fn raise_fd_limit() {
+    #[cfg(unix)]
     // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
     unsafe {
         let mut lim = libc::rlimit {

@@ -35,6 +35,7 @@ fn get(addr: std::net::SocketAddr, path: &str) -> RawResponse {
 }
 
 fn raise_fd_limit() {
+    #[cfg(unix)]
     // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
     unsafe {
         let mut lim = libc::rlimit {
@@ -170,6 +171,49 @@ fn a_handler_waiting_for_its_body_does_not_stall_others() {
     );
     send(&mut slow.stream, b"world");
     assert_eq!(slow.response(false).body_str(), "helloworld");
+}
+
+/// Every thread blocked in a body read, so no thread is left to run the event loop: the
+/// watchdog then forwards the sockets' readiness to the blocked handlers (each waits on
+/// its connection's parker, not on the socket), and both finish as soon as their bodies
+/// arrive, not at the 30 s read timeout.
+#[test]
+fn handlers_blocked_on_their_bodies_finish_when_no_thread_is_left_for_the_loop() {
+    let listening = Server::http("127.0.0.1:0")
+        .unwrap()
+        .event_loops(1)
+        .body_buffer(0)
+        .handle_threads(
+            |mut req: Request, res: Response| {
+                let mut body = Vec::new();
+                req.read_to_end(&mut body).unwrap();
+                res.send(&body).ok();
+            },
+            2,
+        )
+        .unwrap();
+    let addr = listening.local_addr();
+    let head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n";
+    let mut a = Reader::new(connect(addr));
+    send(&mut a.stream, &[&head[..], b"hello"].concat());
+    thread::sleep(Duration::from_millis(200));
+    let mut b = Reader::new(connect(addr));
+    send(&mut b.stream, &[&head[..], b"HELLO"].concat());
+    // Both handlers are blocked now, and the loop has no thread.
+    thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    send(&mut a.stream, b"world");
+    send(&mut b.stream, b"WORLD");
+    assert_eq!(a.response(false).body_str(), "helloworld");
+    assert_eq!(b.response(false).body_str(), "HELLOWORLD");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "the blocked handlers took {:?} to see their bodies",
+        t0.elapsed()
+    );
+    // The loop runs again once a thread is free: a new connection is served.
+    assert_eq!(get(addr, "/").status, 200);
+    listening.close();
 }
 
 #[test]
@@ -355,6 +399,8 @@ fn shutdown_deadline_cuts_what_is_left() {
     assert!(!out.contains("done"), "{out}");
 }
 
+/// Unix only: `Server::unix` exists only there.
+#[cfg(unix)]
 #[test]
 fn unix_socket_listener() {
     let path = std::env::temp_dir().join(format!("spindle-test-{}.sock", std::process::id()));
@@ -377,6 +423,8 @@ fn unix_socket_listener() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// Unix only: Windows has no SO_REUSEPORT (see the next test).
+#[cfg(unix)]
 #[test]
 fn reuse_port_lets_two_servers_share_a_port() {
     let opts = ListenOptions {
@@ -420,6 +468,19 @@ fn reuse_port_lets_two_servers_share_a_port() {
         assert_eq!(get(addr, "/").body_str(), "b");
     }
     drop(b);
+}
+
+/// Windows has no SO_REUSEPORT: asking for it is a typed error, not a port bound
+/// without it.
+#[cfg(not(unix))]
+#[test]
+fn reuse_port_is_unsupported_where_the_os_has_none() {
+    let opts = ListenOptions {
+        reuse_port: true,
+        ..ListenOptions::default()
+    };
+    let err = Server::bind("127.0.0.1:0", opts).unwrap_err();
+    assert_eq!(err.kind(), spindle::ErrorKind::Unsupported, "{err}");
 }
 
 #[test]

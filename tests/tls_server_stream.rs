@@ -326,7 +326,8 @@ fn bad_server_identity_is_a_tls_error() {
     }
 }
 
-/// Waits with poll(2) for `interest` on `fd`, up to 10 s.
+/// Waits with poll(2) for `interest` on `fd`, up to 10 s (Unix only).
+#[cfg(unix)]
 fn poll_wait(fd: std::os::fd::RawFd, interest: Interest) -> io::Result<()> {
     let events = match interest {
         Interest::Read => libc::POLLIN,
@@ -349,7 +350,8 @@ fn poll_wait(fd: std::os::fd::RawFd, interest: Interest) -> io::Result<()> {
 /// A reader and a writer on two threads share one TLS connection. The client first
 /// writes 8 MiB without reading, so the server's writer fills the socket and must wait
 /// for writability while its reader keeps reading: holding the TLS lock while waiting
-/// would deadlock here.
+/// would deadlock here. Unix only: it waits with poll(2).
+#[cfg(unix)]
 #[test]
 fn shared_stream_reads_and_writes_from_two_threads_without_deadlock() {
     use spindle::tls::SharedServerStream;

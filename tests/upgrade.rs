@@ -381,6 +381,8 @@ fn upgrade_passes_through_layers() {
     round_trip(&mut s, b"through three layers");
 }
 
+/// Unix only: `Server::unix` exists only there.
+#[cfg(unix)]
 #[test]
 fn upgrade_on_a_unix_socket() {
     let dir = std::env::temp_dir().join(format!("spindle-upgrade-{}", std::process::id()));

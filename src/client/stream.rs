@@ -14,7 +14,8 @@ pub trait Stream: Read + Write + Send + 'static {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Without blocking: true when the peer has closed the stream, or sent bytes nobody
     /// asked for, so an idle pooled connection must not be reused. The default says
-    /// false (the client then relies on retrying idempotent requests).
+    /// false (the client then relies on retrying idempotent requests). `TcpStream`
+    /// answers with a non-blocking one-byte peek, on every platform.
     fn peer_closed(&self) -> bool {
         false
     }
@@ -27,7 +28,7 @@ pub trait Stream: Read + Write + Send + 'static {
     /// connection can read on one thread while others write. `None` (the default) for
     /// streams that cannot be used from two threads at once, such as TLS sessions: the
     /// HTTP/2 client then shares one handle under a lock (see
-    /// [`readable_fd`](Stream::readable_fd)).
+    /// `readable_fd` on Unix, `readable_socket` on Windows).
     fn try_split(&self) -> Option<io::Result<Box<dyn Stream>>> {
         None
     }
@@ -40,9 +41,22 @@ pub trait Stream: Read + Write + Send + 'static {
     /// The socket to wait on (with `poll(2)`) for this stream to become readable, for a
     /// stream that cannot be split: the HTTP/2 client waits for readiness without
     /// holding the stream's lock. `None` (the default) makes it fall back to short
-    /// read timeouts.
+    /// read timeouts. The descriptor must stay open while the stream lives.
+    ///
+    /// Unix only; on Windows the same hook is `readable_socket`.
     #[cfg(unix)]
     fn readable_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+    /// The connected TCP socket under this stream, for a stream that cannot be split:
+    /// the HTTP/2 client waits for it to become readable or writable with a mio poll of
+    /// its own (IOCP/AFD), without holding the stream's lock. `None` (the default)
+    /// makes it fall back to short read timeouts. The socket must be a TCP socket and
+    /// stay open while the stream lives.
+    ///
+    /// Windows only; on Unix the same hook is `readable_fd`.
+    #[cfg(windows)]
+    fn readable_socket(&self) -> Option<std::os::windows::io::RawSocket> {
         None
     }
     /// Decrypted bytes held inside a TLS layer, readable without waiting on the socket.
@@ -64,12 +78,18 @@ impl Stream for TcpStream {
         use std::os::fd::AsRawFd;
         Some(self.as_raw_fd())
     }
+    #[cfg(windows)]
+    fn readable_socket(&self) -> Option<std::os::windows::io::RawSocket> {
+        use std::os::windows::io::AsRawSocket;
+        Some(self.as_raw_socket())
+    }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
     }
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_write_timeout(self, timeout)
     }
+    /// Unix: one `recv(MSG_PEEK | MSG_DONTWAIT)`, which leaves the socket blocking.
     #[cfg(unix)]
     fn peer_closed(&self) -> bool {
         use std::os::fd::AsRawFd;
@@ -93,8 +113,40 @@ impl Stream for TcpStream {
             true // 0: closed; >0: unsolicited bytes
         }
     }
+    /// Elsewhere (Windows has no `MSG_DONTWAIT`): a peek with the socket non-blocking
+    /// for its duration.
+    #[cfg(not(unix))]
+    fn peer_closed(&self) -> bool {
+        peek_closed(self)
+    }
 }
 
+/// Whether `stream`'s peer closed it or sent bytes nobody asked for, without blocking:
+/// the socket is non-blocking for one `peek`, then blocking again. A socket whose mode
+/// cannot be set is reported closed (a new connection costs less than a request sent
+/// into a broken one).
+#[cfg(any(not(unix), test))]
+fn peek_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let peeked = stream.peek(&mut [0u8; 1]);
+    let restored = stream.set_nonblocking(false).is_ok();
+    match peeked {
+        Ok(_) => true, // 0: closed; 1: unsolicited bytes
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            !restored
+        }
+        Err(_) => true,
+    }
+}
+
+/// Unix only, as `std`'s Unix domain sockets are.
 #[cfg(unix)]
 impl Stream for std::os::unix::net::UnixStream {
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -264,5 +316,72 @@ impl Write for Timed {
 impl Timed {
     pub(crate) fn into_inner(self) -> Box<dyn Stream> {
         self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        (a, b)
+    }
+
+    /// Waits (bounded) until `check` says what the peer did, for the bytes or FIN to
+    /// cross loopback.
+    fn eventually(check: impl Fn() -> bool) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// The portable peek (Windows' liveness check) answers as the Unix `recv` does: an
+    /// idle connection is alive, unsolicited bytes or the peer's close make it unusable,
+    /// and the socket is left blocking, its bytes unread.
+    #[test]
+    fn portable_peek_tells_idle_from_closed_or_unsolicited() {
+        let (mut client, server) = pair();
+        assert!(!peek_closed(&client), "an idle connection looked closed");
+        assert!(!client.peer_closed());
+
+        (&server).write_all(b"x").unwrap();
+        assert!(
+            eventually(|| peek_closed(&client)),
+            "unsolicited bytes unseen"
+        );
+        assert!(client.peer_closed());
+        // Not consumed, and the socket blocks again: a read waits for the next byte.
+        let mut byte = [0u8; 1];
+        client.read_exact(&mut byte).unwrap();
+        assert_eq!(&byte, b"x");
+        client
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let started = Instant::now();
+        let e = client.read(&mut byte).unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "a byte too many: {e}"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(40),
+            "the read did not wait: the socket was left non-blocking"
+        );
+
+        drop(server);
+        assert!(eventually(|| peek_closed(&client)), "the close unseen");
+        assert!(client.peer_closed());
     }
 }

@@ -140,37 +140,95 @@ impl FileServer {
     }
 }
 
+/// A decoded request segment as a file name. Unix: the bytes as they are (a name is
+/// any bytes but `/` and NUL, both refused by `resolve`).
 #[cfg(unix)]
 fn os_name(name: Vec<u8>) -> Result<std::ffi::OsString, StatusCode> {
     use std::os::unix::ffi::OsStringExt;
     Ok(std::ffi::OsString::from_vec(name))
 }
 
+/// A decoded request segment as a file name. Windows: UTF-8 (names are UTF-16 there)
+/// that passes [`windows_name_ok`].
 #[cfg(not(unix))]
 fn os_name(name: Vec<u8>) -> Result<std::ffi::OsString, StatusCode> {
     let name = String::from_utf8(name).map_err(|_| StatusCode::BAD_REQUEST)?;
-    // A drive letter or a device name must not turn a segment into another root.
-    if name.contains(':') {
+    if !windows_name_ok(&name) {
+        log::debug!("refused the path segment {name:?}: not a plain Windows file name");
         return Err(StatusCode::BAD_REQUEST);
     }
     Ok(name.into())
 }
 
+/// Whether one decoded path segment is a plain file name on Windows, one that names
+/// an entry of the directory it is pushed onto and nothing else (Microsoft's "Naming
+/// Files, Paths, and Namespaces"). Refused:
+///
+/// - `\` and `/` (separators), `:` (a drive, `C:` — which would make `PathBuf::push`
+///   replace the root —, an alternate data stream `file.txt:secret`, or a device
+///   `CON:`), the wildcards and reserved `<>"|?*`, and control characters;
+/// - a trailing `.` or space, which Win32 strips (`secret.txt.` opens `secret.txt`, so a
+///   name could dodge a check made on its spelling);
+/// - the device names `CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`, `LPT0`–`LPT9` (also
+///   with the superscript digits `¹²³`), `CONIN$`, `CONOUT$`, in any case and with any
+///   extension (`nul.txt` is the null device in every directory).
+///
+/// Compiled everywhere so that its tests run on Linux; used on Windows.
+#[cfg_attr(unix, allow(dead_code))]
+fn windows_name_ok(name: &str) -> bool {
+    if name.is_empty() || name.ends_with(['.', ' ']) {
+        return false;
+    }
+    if name.chars().any(|c| {
+        c.is_control() || matches!(c, '\\' | '/' | ':' | '<' | '>' | '"' | '|' | '?' | '*')
+    }) {
+        return false;
+    }
+    // The device check looks at the part before the first dot, without trailing
+    // spaces (`CON .txt` is the console too).
+    let stem = name.split('.').next().unwrap_or(name).trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    let device = match upper.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" => true,
+        _ => match upper
+            .strip_prefix("COM")
+            .or_else(|| upper.strip_prefix("LPT"))
+        {
+            Some(n) => {
+                let mut digits = n.chars();
+                matches!(
+                    (digits.next(), digits.next()),
+                    (Some('0'..='9' | '\u{b9}' | '\u{b2}' | '\u{b3}'), None)
+                )
+            }
+            None => false,
+        },
+    };
+    !device
+}
+
 /// The answer for a failed file system call on a request path. A path that names no
-/// file is a 404 however the kernel says so: missing, a file used as a directory
-/// (ENOTDIR), a name or path too long to exist (ENAMETOOLONG, which a peer chooses by
-/// sending a long segment), or a symlink loop (ELOOP).
+/// file is a 404 however the OS says so: missing, a file used as a directory (ENOTDIR;
+/// Windows ERROR_DIRECTORY, or ERROR_PATH_NOT_FOUND, which is `NotFound`), a name or
+/// path too long or invalid for the file system (ENAMETOOLONG; Windows
+/// ERROR_FILENAME_EXCED_RANGE, ERROR_INVALID_NAME, ERROR_BAD_PATHNAME; a peer chooses
+/// these by sending a long segment), or a symlink loop (ELOOP; Windows
+/// ERROR_CANT_RESOLVE_FILENAME).
 fn status_of(err: &io::Error) -> StatusCode {
+    // `io::ErrorKind::FilesystemLoop` cannot be named on stable Rust: the raw codes.
     #[cfg(unix)]
     let absent = matches!(
         err.raw_os_error(),
         Some(libc::ENOTDIR | libc::ENAMETOOLONG | libc::ELOOP)
     );
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    let absent = matches!(err.raw_os_error(), Some(3 | 123 | 161 | 206 | 267 | 1921));
+    #[cfg(not(any(unix, windows)))]
     let absent = false;
     match err.kind() {
         io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
         io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename => StatusCode::NOT_FOUND,
         _ if absent => StatusCode::NOT_FOUND,
         _ => {
             log::warn!("file server: {err}");
@@ -487,5 +545,117 @@ mod tests {
         assert_eq!(fs.resolve("/./a/b"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(fs.resolve("/a/%2e/b"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(fs.resolve("/a/b/").unwrap(), fs.root().join("a/b"));
+    }
+
+    /// The Windows segment rule, checked here on every platform: nothing that names a
+    /// drive, a stream, a device, or a name Win32 rewrites gets through; plain names do.
+    #[test]
+    fn windows_names_refuse_what_leaves_the_directory() {
+        for bad in [
+            "C:",
+            "c:secret",
+            "file.txt:stream",
+            "file.txt::$DATA",
+            "CON",
+            "con",
+            "Con.txt",
+            "nul.tar.gz",
+            "CON .txt",
+            "AUX",
+            "prn.log",
+            "COM1",
+            "com9.txt",
+            "LPT1",
+            "lpt\u{b9}",
+            "COM\u{b3}.x",
+            "CONIN$",
+            "conout$.txt",
+            "secret.txt.",
+            "secret.txt ",
+            "...",
+            "a\\b",
+            "a/b",
+            "a*b",
+            "a?b",
+            "a<b",
+            "a>b",
+            "a|b",
+            "a\"b",
+            "a\u{1}b",
+            "",
+        ] {
+            assert!(!windows_name_ok(bad), "{bad:?} was accepted");
+        }
+        for good in [
+            "index.html",
+            "a",
+            ".hidden",
+            "console.log",
+            "CONFIG",
+            "nullable.txt",
+            "COM10",
+            "LPT",
+            "com",
+            "auxiliary.md",
+            "r\u{e9}sum\u{e9}.pdf",
+            "a b.txt",
+            "x.tar.gz",
+        ] {
+            assert!(windows_name_ok(good), "{good:?} was refused");
+        }
+    }
+
+    /// On Windows the rule applies to every request segment (a 400, as for `..`).
+    #[cfg(not(unix))]
+    #[test]
+    fn windows_paths_cannot_name_a_drive_stream_or_device() {
+        let fs = FileServer::new(std::env::temp_dir()).unwrap();
+        for bad in [
+            "/C:/Windows/win.ini",
+            "/c%3a",
+            "/a.txt:s",
+            "/nul",
+            "/a/CON.txt",
+            "/x.",
+        ] {
+            assert_eq!(fs.resolve(bad), Err(StatusCode::BAD_REQUEST), "{bad}");
+        }
+    }
+
+    /// A path that names nothing is a 404 however the OS says it, not a 500 (a peer
+    /// picks these failures by what it sends).
+    #[test]
+    fn failures_that_name_no_file_are_404() {
+        use std::io::{Error as E, ErrorKind as K};
+        assert_eq!(status_of(&E::from(K::NotFound)), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(&E::from(K::NotADirectory)), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status_of(&E::from(K::InvalidFilename)),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status_of(&E::from(K::PermissionDenied)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status_of(&E::from(K::Other)),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        #[cfg(unix)]
+        for errno in [libc::ENOTDIR, libc::ENAMETOOLONG, libc::ELOOP] {
+            assert_eq!(
+                status_of(&E::from_raw_os_error(errno)),
+                StatusCode::NOT_FOUND,
+                "errno {errno}"
+            );
+        }
+        #[cfg(windows)]
+        for code in [3, 123, 161, 206, 267, 1921] {
+            assert_eq!(
+                status_of(&E::from_raw_os_error(code)),
+                StatusCode::NOT_FOUND,
+                "error {code}"
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The connection engine: event loops that run handlers inline, and hand themselves to a
 //! spare thread when a handler blocks.
 //!
-//! Each [`EventLoop`] owns an epoll instance and the connections registered with it. The
+//! Each [`EventLoop`] owns a [`Poller`] and the connections registered with it. The
 //! thread that currently runs a loop takes a readable connection, parses the request and
 //! calls the handler right there: no queue, no thread switch per request. When a handler
 //! is about to block (its body read or response write would wait, see
@@ -10,11 +10,13 @@
 //! M. The blocked thread finishes its exchange, parks its connection back in the loop,
 //! and becomes a spare. The thread count is bounded; when every thread is busy a loop
 //! waits for one (back-pressure), or the watchdog answers new connections with 503.
+//! A thread blocked on its connection's socket waits on the connection's [`Parker`],
+//! to which the loop forwards the socket's readiness; while no thread runs a loop, the
+//! watchdog forwards it.
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::thread::{self, JoinHandle};
@@ -24,8 +26,9 @@ use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 
 use super::listener::Listener;
 use super::log_limit::{and_more, RateLimitedLog};
-use super::socket::{Socket, Stream};
-use super::sys::{self, Epoll, Readiness};
+use super::parker::Parker;
+use super::poll::{self, Poller, Token, LISTENER_TOKEN};
+use super::socket::{shutdown_raw, Park, RawSocket, Readiness, Socket, Stream};
 use super::transport::Transport;
 use crate::server::config::{Config, Overload};
 use crate::server::h2c_upgrade::H2cUpgrade;
@@ -34,7 +37,6 @@ use crate::server::http1::{self as h1conn, H1Conn, Next, Scratch};
 use crate::server::{ConnEvent, ConnState, Handler};
 use crate::tls::{HandshakeStatus, Interest, ALPN_H2};
 
-const LISTENER_TOKEN: u64 = u64::MAX - 1;
 /// How long a loop leaves the listener alone after accept ran out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Timer granularity: deadlines are checked in steps of this size.
@@ -62,7 +64,6 @@ pub(crate) struct EngineCore {
     loops: Vec<EventLoop>,
     pub config: Arc<Config>,
     listener: RwLock<Option<Listener>>,
-    listener_fd: RawFd,
     /// Graceful shutdown has begun: no new connections, idle ones close.
     pub stopping: AtomicBool,
     /// Every thread must exit.
@@ -96,9 +97,9 @@ pub(crate) struct EngineCore {
     epoch: Instant,
 }
 
-/// One event loop: an epoll instance and the connections registered with it.
+/// One event loop: a poller and the connections registered with it.
 struct EventLoop {
-    epoll: Epoll,
+    poller: Arc<Poller>,
     /// Ownership generation: the thread that runs the loop holds the current value; a
     /// hand-off increments it.
     gen: AtomicU64,
@@ -106,19 +107,21 @@ struct EventLoop {
     owned: AtomicBool,
     /// Work items processed, for the watchdog.
     progress: AtomicU64,
-    /// The owner is inside epoll_wait (idle, not stuck).
+    /// The owner is inside the poller's wait (idle, not stuck).
     waiting: AtomicBool,
     state: Mutex<LoopState>,
 }
 
 struct LoopState {
     slots: Vec<Slot>,
+    /// Each slot's connection's parker, for the threads blocked on its socket.
+    parkers: Vec<Option<Arc<Parker>>>,
     free_slots: Vec<usize>,
-    ready: VecDeque<u64>,
+    ready: VecDeque<Token>,
     free_bufs: Vec<Vec<u8>>,
     /// Timer wheel keyed by tick: (slot, connection id) entries, checked lazily.
     timers: BTreeMap<u64, Vec<(usize, u64)>>,
-    /// The listener is out of this loop's epoll set until then: accepting ran out of
+    /// The listener is out of this loop's poller until then: accepting ran out of
     /// descriptors or memory, and the level-triggered listener would otherwise wake the
     /// loop at once, again and again, while open connections wait.
     accept_resume: Option<Instant>,
@@ -130,7 +133,7 @@ enum Slot {
     /// A thread is serving the connection. `pending` records readiness that arrived
     /// meanwhile, so parking cannot lose a wakeup.
     Busy {
-        fd: RawFd,
+        fd: RawSocket,
         id: u64,
         pending: bool,
         cut: bool,
@@ -151,8 +154,6 @@ pub(crate) struct Conn {
     lingering: Option<usize>,
     /// The connection speaks HTTP/2 (its first bytes were the client preface).
     h2: Option<Box<H2Driver>>,
-    /// Writability is in its epoll events (output waited for the socket once).
-    write_watched: bool,
 }
 
 /// How long a closing connection may keep sending before it is cut.
@@ -181,11 +182,11 @@ impl ConnWaker {
     pub fn wake(&self) {
         if let Some(core) = self.core.upgrade() {
             let lp = &core.loops[self.index];
-            lock(&lp.state).ready.push_back(self.slot as u64);
+            lock(&lp.state).ready.push_back(self.slot);
             // The thread running this loop looks at its ready queue before it next
             // waits; only another thread must interrupt the wait.
             if owned_loop(&core) != Some(self.index) {
-                lp.epoll.wake();
+                lp.poller.wake();
             }
         }
     }
@@ -265,6 +266,11 @@ impl EngineCore {
             return false;
         }
         lp.owned.store(false, Ordering::Release);
+        // The owner may have been serving a connection it had just accepted, with more
+        // waiting in the backlog: the new owner looks at the listener first. (On the
+        // mio backend the listener is edge-triggered, so no new event would say so
+        // until another client connects; on epoll it costs one accept that finds none.)
+        lock(&lp.state).ready.push_back(LISTENER_TOKEN);
         // Unbounded channel, but at most one live assignment per loop is ever useful;
         // stale ones are skipped by their generation.
         let _ = self.assign_tx.send(Assignment {
@@ -430,7 +436,7 @@ impl LoopState {
             if token == LISTENER_TOKEN {
                 return Some(Work::Accept);
             }
-            let index = token as usize;
+            let index = token;
             let Some(slot) = self.slots.get_mut(index) else {
                 continue;
             };
@@ -440,7 +446,7 @@ impl LoopState {
                         unreachable!("matched Parked above")
                     };
                     *slot = Slot::Busy {
-                        fd: conn.socket.raw_fd(),
+                        fd: conn.socket.raw(),
                         id: conn.id,
                         pending: false,
                         cut: false,
@@ -451,14 +457,35 @@ impl LoopState {
                     }
                     return Some(Work::Conn(conn));
                 }
-                Slot::Busy { pending, .. } => *pending = true,
+                Slot::Busy { pending, .. } => {
+                    *pending = true;
+                    if let Some(p) = &self.parkers[index] {
+                        p.notify();
+                    }
+                }
                 Slot::Free => {}
             }
         }
         None
     }
 
-    fn insert_busy(&mut self, fd: RawFd, id: u64) -> usize {
+    /// Takes in the tokens of a wait: readiness for a connection a thread holds goes to
+    /// its parker at once (a handler may be blocked on the socket); the rest is queued.
+    fn deliver(&mut self, tokens: &mut Vec<Token>) {
+        for token in tokens.drain(..) {
+            match self.slots.get_mut(token) {
+                Some(Slot::Busy { pending, .. }) => {
+                    *pending = true;
+                    if let Some(p) = &self.parkers[token] {
+                        p.notify();
+                    }
+                }
+                _ => self.ready.push_back(token),
+            }
+        }
+    }
+
+    fn insert_busy(&mut self, fd: RawSocket, id: u64, parker: Arc<Parker>) -> usize {
         let busy = Slot::Busy {
             fd,
             id,
@@ -468,10 +495,12 @@ impl LoopState {
         match self.free_slots.pop() {
             Some(i) => {
                 self.slots[i] = busy;
+                self.parkers[i] = Some(parker);
                 i
             }
             None => {
                 self.slots.push(busy);
+                self.parkers.push(Some(parker));
                 self.slots.len() - 1
             }
         }
@@ -479,6 +508,7 @@ impl LoopState {
 
     fn free(&mut self, index: usize) {
         self.slots[index] = Slot::Free;
+        self.parkers[index] = None;
         self.free_slots.push(index);
     }
 
@@ -538,19 +568,19 @@ pub(crate) fn start<H: Handler>(
     listener.set_nonblocking()?;
     let loops = loops.max(1);
     let max_threads = max_threads.max(loops + 1);
-    let listener_fd = listener.raw_fd();
     let mut event_loops = Vec::with_capacity(loops);
     for _ in 0..loops {
-        let epoll = Epoll::new()?;
-        epoll.add_listener(listener_fd, LISTENER_TOKEN)?;
+        let poller = Poller::new()?;
+        poller.add_listener(&listener, LISTENER_TOKEN)?;
         event_loops.push(EventLoop {
-            epoll,
+            poller: Arc::new(poller),
             gen: AtomicU64::new(0),
             owned: AtomicBool::new(false),
             progress: AtomicU64::new(0),
             waiting: AtomicBool::new(false),
             state: Mutex::new(LoopState {
                 slots: Vec::new(),
+                parkers: Vec::new(),
                 free_slots: Vec::new(),
                 ready: VecDeque::new(),
                 free_bufs: Vec::new(),
@@ -566,7 +596,6 @@ pub(crate) fn start<H: Handler>(
         loops: event_loops,
         config: Arc::new(config),
         listener: RwLock::new(Some(listener)),
-        listener_fd,
         stopping: AtomicBool::new(false),
         terminate: AtomicBool::new(false),
         assign_tx,
@@ -718,7 +747,7 @@ impl<H: Handler> Engine<H> {
                 gen: a.gen,
             })
         });
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        let mut events = poll::events(256);
         let mut tokens = Vec::with_capacity(256);
         while lp.gen.load(Ordering::Acquire) == a.gen && !core.terminate.load(Ordering::Acquire) {
             let work = lock(&lp.state).next_work();
@@ -736,14 +765,14 @@ impl<H: Handler> Engine<H> {
                         continue;
                     }
                     lp.waiting.store(true, Ordering::Release);
-                    let waited = lp.epoll.wait(&mut events, &mut tokens, timeout);
+                    let waited = lp.poller.wait(&mut events, &mut tokens, timeout);
                     lp.waiting.store(false, Ordering::Release);
                     if let Err(e) = waited {
-                        log::error!("epoll_wait failed: {e}");
+                        log::error!("waiting for readiness ({}) failed: {e}", poll::BACKEND);
                         thread::sleep(Duration::from_millis(10));
                     }
                     if !tokens.is_empty() {
-                        lock(&lp.state).ready.extend(tokens.drain(..));
+                        lock(&lp.state).deliver(&mut tokens);
                     }
                 }
             }
@@ -753,7 +782,7 @@ impl<H: Handler> Engine<H> {
         OWNER.with(|o| o.borrow_mut().take());
     }
 
-    /// Puts the listener back into the loop's epoll set once an accept pause is over,
+    /// Puts the listener back into the loop's poller once an accept pause is over,
     /// and looks for waiting connections at once. Returns how long the pause still
     /// lasts, if it does.
     fn resume_accepting(&self, lp: &EventLoop) -> Option<Duration> {
@@ -768,9 +797,18 @@ impl<H: Handler> Engine<H> {
         if core.stopping.load(Ordering::Acquire) {
             return None;
         }
-        if let Err(e) = lp.epoll.add_listener(core.listener_fd, LISTENER_TOKEN) {
+        let added = match core
+            .listener
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(listener) => lp.poller.add_listener(listener, LISTENER_TOKEN),
+            // A shutdown closed the listener meanwhile.
+            None => return None,
+        };
+        if let Err(e) = added {
             if core.stopping.load(Ordering::Acquire) {
-                // A shutdown closed the listener meanwhile.
                 return None;
             }
             log::error!("watching the listener again failed: {e}");
@@ -821,19 +859,15 @@ impl<H: Handler> Engine<H> {
                         self.close(lp, conn, h1conn::Fate::Shutdown, scratch);
                         return;
                     }
-                    if conn.h1.wants_write() && !conn.write_watched {
+                    if conn.h1.wants_write() && conn.socket.watch_writable_once() {
                         // Output waits for the socket: writability wakes it too (kept
                         // for the connection's life; edge-triggered, so it costs an
                         // event only after the socket was full).
-                        if let Err(e) = lp
-                            .epoll
-                            .watch_writable(conn.socket.raw_fd(), conn.slot as u64)
-                        {
+                        if let Err(e) = lp.poller.watch_writable(conn.socket.stream(), conn.slot) {
                             log::debug!("watching a connection for writability: {e}");
                             self.close(lp, conn, h1conn::Fate::Io, scratch);
                             return;
                         }
-                        conn.write_watched = true;
                     }
                     if conn.socket.must_not_park() {
                         // TLS: decrypted bytes wait inside the session (or an end of
@@ -889,10 +923,12 @@ impl<H: Handler> Engine<H> {
     ) {
         let core = &self.core;
         // HTTP/2 output may not fit the socket; the loop then waits for writability.
-        if let Err(e) = lp
-            .epoll
-            .watch_writable(conn.socket.raw_fd(), conn.slot as u64)
-        {
+        let watch = if conn.socket.watch_writable_once() {
+            lp.poller.watch_writable(conn.socket.stream(), conn.slot)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = watch {
             log::debug!("watching an HTTP/2 connection for writability: {e}");
             self.close(lp, conn, h1conn::Fate::Io, scratch);
             return;
@@ -931,7 +967,7 @@ impl<H: Handler> Engine<H> {
                 H2Next::Park(deadline) => deadline,
                 H2Next::Close => {
                     let _ = conn.socket.shutdown(std::net::Shutdown::Both);
-                    lp.epoll.delete(conn.socket.raw_fd());
+                    lp.poller.delete(conn.socket.stream_mut());
                     self.release(lp, conn);
                     return;
                 }
@@ -989,13 +1025,14 @@ impl<H: Handler> Engine<H> {
         let slot = conn.slot;
         st.slots[slot] = Slot::Parked(conn);
         if requeue {
-            st.ready.push_back(slot as u64);
+            st.ready.push_back(slot);
             drop(st);
             // The watchdog may have passed the loop on while this thread served the
-            // connection: then its owner may be in epoll_wait, blind to the ready queue.
+            // connection: then its owner may be waiting for readiness, blind to the
+            // ready queue.
             let ours = with_current_loop(|w| std::ptr::eq(&w.core.loops[w.index], lp));
             if ours != Some(true) {
-                lp.epoll.wake();
+                lp.poller.wake();
             }
         }
         None
@@ -1012,6 +1049,7 @@ impl<H: Handler> Engine<H> {
                 self.end_handshake(lp, conn, "the server is shutting down");
                 return None;
             }
+            let seen = conn.socket.ready_seen();
             match conn.socket.tls_handshake() {
                 Ok(HandshakeStatus::Complete) => {
                     return Some(conn);
@@ -1024,7 +1062,7 @@ impl<H: Handler> Engine<H> {
                     // Rare: our flight did not fit the socket buffer. Wait for room here;
                     // the loop passes to a spare thread first.
                     let left = conn.deadline - now;
-                    if let Err(e) = conn.socket.wait_for(Readiness::Write, Some(left)) {
+                    if let Err(e) = conn.socket.wait_for(Readiness::Write, seen, Some(left)) {
                         self.end_handshake(lp, conn, &e.to_string());
                         return None;
                     }
@@ -1081,10 +1119,10 @@ impl<H: Handler> Engine<H> {
             return self.linger(lp, conn);
         }
         if fate == h1conn::Fate::Hijacked {
-            // A handler holds a duplicate of the descriptor, which keeps the epoll
+            // A handler holds a duplicate of the descriptor, which keeps the poller's
             // registration alive past our close: remove it, or its events would reach
             // whatever takes this slot next.
-            lp.epoll.delete(conn.socket.raw_fd());
+            lp.poller.delete(conn.socket.stream_mut());
         }
         self.release(lp, conn);
     }
@@ -1173,7 +1211,7 @@ impl<H: Handler> Engine<H> {
             let accepted = {
                 let guard = core.listener.read().unwrap_or_else(|p| p.into_inner());
                 match guard.as_ref() {
-                    Some(listener) => listener.accept(),
+                    Some(listener) => lp.poller.accept(listener),
                     None => return,
                 }
             };
@@ -1193,7 +1231,14 @@ impl<H: Handler> Engine<H> {
                     // this loop stops watching it for a while instead of spinning (or
                     // sleeping, which would stall its open connections, the likeliest
                     // to free descriptors).
-                    lp.epoll.delete(core.listener_fd);
+                    if let Some(l) = core
+                        .listener
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_ref()
+                    {
+                        lp.poller.delete_listener(l);
+                    }
                     lock(&lp.state).accept_resume = Some(Instant::now() + ACCEPT_BACKOFF);
                     static ACCEPT_FAILED: RateLimitedLog = RateLimitedLog::new(1);
                     ACCEPT_FAILED.hit(|n| {
@@ -1224,26 +1269,32 @@ impl<H: Handler> Engine<H> {
                 log::debug!("configuring an accepted socket failed: {e}");
                 continue;
             }
-            let mut socket = Socket::new(stream);
+            let id = core.next_conn_id.fetch_add(1, Ordering::Relaxed);
+            let parker = Arc::new(Parker::new());
+            let (slot, buf) = {
+                let mut st = lock(&lp.state);
+                (
+                    st.insert_busy(stream.raw(), id, parker.clone()),
+                    st.free_bufs.pop().unwrap_or_default(),
+                )
+            };
+            let park = Park {
+                parker,
+                poller: lp.poller.clone(),
+                token: slot,
+            };
+            let mut socket = Socket::new(stream, park);
             let _ = socket.set_write_timeout(core.config.write_timeout);
             if let Some(acceptor) = &core.config.tls {
                 if let Err(e) = socket.start_tls(acceptor) {
                     log::debug!("starting TLS for {peer:?} failed: {e}");
+                    lock(&lp.state).free(slot);
                     continue;
                 }
             }
-            let fd = socket.raw_fd();
-            let id = core.next_conn_id.fetch_add(1, Ordering::Relaxed);
-            let (slot, buf) = {
-                let mut st = lock(&lp.state);
-                (
-                    st.insert_busy(fd, id),
-                    st.free_bufs.pop().unwrap_or_default(),
-                )
-            };
             let mut h1 = H1Conn::new(Instant::now());
             h1.give_buffer(buf);
-            let conn = Box::new(Conn {
+            let mut conn = Box::new(Conn {
                 socket,
                 h1,
                 peer,
@@ -1254,11 +1305,10 @@ impl<H: Handler> Engine<H> {
                 timer_tick: None,
                 lingering: None,
                 h2: None,
-                write_watched: false,
             });
             core.live_conns.fetch_add(1, Ordering::AcqRel);
             core.emit(&conn, ConnState::New);
-            if let Err(e) = lp.epoll.add(fd, slot as u64) {
+            if let Err(e) = lp.poller.add(conn.socket.stream_mut(), slot) {
                 log::warn!("registering a connection failed: {e}");
                 self.close(lp, conn, h1conn::Fate::Io, scratch);
                 continue;
@@ -1266,7 +1316,10 @@ impl<H: Handler> Engine<H> {
             // The request usually arrives with the connection: serve it now.
             self.serve(lp, conn, scratch);
             if lp.gen.load(Ordering::Acquire) != a.gen {
-                // Lost the loop while serving; the new owner sees the listener again.
+                // Lost the loop while serving: the new owner must look at the listener
+                // again (readiness is edge-triggered on the mio backend).
+                lock(&lp.state).ready.push_back(LISTENER_TOKEN);
+                lp.poller.wake();
                 return;
             }
         }
@@ -1290,7 +1343,7 @@ impl<H: Handler> Engine<H> {
                     let requeue = match st.slots.get_mut(index) {
                         Some(Slot::Parked(conn)) if conn.id == id => {
                             if conn.deadline <= now {
-                                let fd = conn.socket.raw_fd();
+                                let fd = conn.socket.raw();
                                 let Slot::Parked(mut conn) = std::mem::replace(
                                     &mut st.slots[index],
                                     Slot::Busy {
@@ -1363,10 +1416,27 @@ fn reject_overloaded(stream: Stream) {
 
 fn watchdog(core: &EngineCore) {
     let mut last: Vec<(u64, u64)> = vec![(0, 0); core.loops.len()];
+    let mut events = poll::events(64);
+    let mut tokens = Vec::with_capacity(64);
     while !core.terminate.load(Ordering::Acquire) {
         thread::sleep(WATCHDOG_INTERVAL);
         let mut starved = false;
         for (index, lp) in core.loops.iter().enumerate() {
+            if !lp.owned.load(Ordering::Acquire) {
+                // No thread runs this loop (every one is busy): forward its readiness,
+                // so handlers blocked on their sockets go on (their threads free up),
+                // and queue the rest for the next owner. Go's sysmon polls the network
+                // the same way when no thread does.
+                if lp
+                    .poller
+                    .wait(&mut events, &mut tokens, Some(Duration::ZERO))
+                    .is_ok()
+                    && !tokens.is_empty()
+                {
+                    lock(&lp.state).deliver(&mut tokens);
+                }
+                tokens.clear();
+            }
             let progress = lp.progress.load(Ordering::Relaxed);
             let gen = lp.gen.load(Ordering::Acquire);
             let owned = lp.owned.load(Ordering::Acquire);
@@ -1415,14 +1485,16 @@ impl Running {
         let core = &self.core;
         let closed_before = core.closed_conns.load(Ordering::Acquire);
         core.stopping.store(true, Ordering::Release);
-        // Stop accepting: out of every epoll set, then closed, freeing the port.
+        // Stop accepting: out of every poller, then closed, freeing the port.
         let listener = core
             .listener
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        for lp in &core.loops {
-            lp.epoll.delete(core.listener_fd);
+        if let Some(l) = &listener {
+            for lp in &core.loops {
+                lp.poller.delete_listener(l);
+            }
         }
         drop(listener);
         // Idle connections close at once.
@@ -1435,7 +1507,7 @@ impl Running {
                     if let Slot::Parked(c) = &st.slots[index] {
                         if c.h2.as_ref().is_some_and(|h2| !h2.is_idle()) {
                             // Streams in flight: GOAWAY, and they finish (see h2conn).
-                            st.ready.push_back(index as u64);
+                            st.ready.push_back(index);
                             continue;
                         }
                     }
@@ -1468,7 +1540,7 @@ impl Running {
                 core.live_conns.fetch_sub(1, Ordering::AcqRel);
                 core.closed_conns.fetch_add(1, Ordering::AcqRel);
             }
-            lp.epoll.wake();
+            lp.poller.wake();
         }
         // In-flight exchanges finish; their connections close as they go quiet.
         while core.live_conns.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
@@ -1503,9 +1575,7 @@ impl Running {
                             // Safe against descriptor reuse: a busy connection's
                             // descriptor closes only after its slot is freed, which
                             // needs this lock.
-                            if *fd >= 0 {
-                                sys::shutdown_fd(*fd);
-                            }
+                            shutdown_raw(*fd);
                             *was_cut = true;
                             cut += 1;
                         }
@@ -1538,7 +1608,7 @@ impl Running {
         let core = &self.core;
         core.terminate.store(true, Ordering::Release);
         for lp in &core.loops {
-            lp.epoll.wake();
+            lp.poller.wake();
         }
         let live = core.live_threads.load(Ordering::Acquire);
         for _ in 0..live + 1 {

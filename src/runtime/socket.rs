@@ -1,45 +1,131 @@
 //! Connected sockets owned by the engine: non-blocking underneath, blocking for the
 //! handler on top. A read or write that would block first hands the calling thread's
-//! event loop to a spare thread (so other connections keep being served), then waits on
-//! this one socket with poll(2).
+//! event loop to a spare thread (so other connections keep being served), then waits
+//! for the loop to forward the socket's next readiness (the connection's [`Parker`]):
+//! no system call on the descriptor, so it works the same on every backend.
 //!
 //! A socket may carry TLS (see [`Socket::start_tls`]): the engine then drives the
 //! handshake without blocking, and reads and writes go through the TLS session, which
 //! sits inside the socket and reads the socket's own descriptor.
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, RawFd};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+#[cfg(windows)]
+use std::os::windows::io::{AsRawSocket, FromRawSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::engine::release_loop_before_blocking;
-use super::sys::{self, wait_fd, Readiness};
+use super::parker::Parker;
+use super::poll::{Poller, Token};
+#[cfg(unix)]
+use super::sys;
 use super::transport::Transport;
 use crate::server::UpgradedStream;
 use crate::tls::{Acceptor, HandshakeStatus, Interest, SharedServerStream};
 
-/// A stream accepted from a TCP or Unix listener.
+/// The operating system's handle of a socket: a descriptor on Unix, a `SOCKET` on
+/// Windows.
+#[cfg(unix)]
+pub(crate) type RawSocket = RawFd;
+/// The operating system's handle of a socket: a descriptor on Unix, a `SOCKET` on
+/// Windows.
+#[cfg(windows)]
+pub(crate) type RawSocket = std::os::windows::io::RawSocket;
+
+/// The TCP stream type of a connection: std's on Unix; on Windows mio's, whose reads
+/// and writes re-arm its registration (see `runtime::poll`).
+#[cfg(unix)]
+pub(crate) type TcpConn = std::net::TcpStream;
+/// The TCP stream type of a connection: std's on Unix; on Windows mio's, whose reads
+/// and writes re-arm its registration (see `runtime::poll`).
+#[cfg(windows)]
+pub(crate) type TcpConn = mio::net::TcpStream;
+
+/// A stream accepted from a TCP or (on Unix) a Unix domain listener.
 pub(crate) enum Stream {
-    Tcp(TcpStream),
+    Tcp(TcpConn),
+    #[cfg(unix)]
     Unix(UnixStream),
 }
 
+/// Runs `f` on a borrowed `std::net::TcpStream` for `raw`, which stays open (for the
+/// socket options and calls mio's Windows stream does not offer).
+#[cfg(windows)]
+fn with_std_tcp<R>(raw: RawSocket, f: impl FnOnce(&std::net::TcpStream) -> R) -> R {
+    // SAFETY: `raw` is the handle of a live socket owned by our caller for the duration
+    // of the call; ManuallyDrop keeps the borrowed stream from closing it.
+    let s = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_socket(raw) });
+    f(&s)
+}
+
+/// Shuts a socket down in both directions by handle (used to cut connections whose
+/// owner is busy in a handler, at a shutdown deadline). The engine only calls it on
+/// handles of connections it still owns.
+pub(crate) fn shutdown_raw(raw: RawSocket) {
+    #[cfg(unix)]
+    {
+        // SAFETY: shutdown takes no pointers; on a stale descriptor it fails harmlessly.
+        unsafe { libc::shutdown(raw, libc::SHUT_RDWR) };
+    }
+    #[cfg(windows)]
+    {
+        let _ = with_std_tcp(raw, |s| s.shutdown(Shutdown::Both));
+    }
+}
+
 impl Stream {
-    pub fn raw_fd(&self) -> RawFd {
+    pub fn raw(&self) -> RawSocket {
         match self {
+            #[cfg(unix)]
             Stream::Tcp(s) => s.as_raw_fd(),
+            #[cfg(windows)]
+            Stream::Tcp(s) => s.as_raw_socket(),
+            #[cfg(unix)]
             Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Lends the stream to mio for (de)registration: its descriptor on Unix, the socket
+    /// object on Windows.
+    #[cfg(any(not(target_os = "linux"), feature = "poll-mio"))]
+    pub fn with_source<R>(&mut self, f: impl FnOnce(&mut dyn mio::event::Source) -> R) -> R {
+        #[cfg(unix)]
+        {
+            let fd = self.raw();
+            f(&mut mio::unix::SourceFd(&fd))
+        }
+        #[cfg(windows)]
+        {
+            match self {
+                Stream::Tcp(s) => f(s),
+            }
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.shutdown(how),
         }
     }
 
     pub fn set_nonblocking(&self) -> io::Result<()> {
         match self {
+            #[cfg(unix)]
             Stream::Tcp(s) => {
                 s.set_nodelay(true)?;
                 s.set_nonblocking(true)
             }
+            // mio's streams are non-blocking already.
+            #[cfg(windows)]
+            Stream::Tcp(s) => s.set_nodelay(true),
+            #[cfg(unix)]
             Stream::Unix(s) => s.set_nonblocking(true),
         }
     }
@@ -49,22 +135,28 @@ impl Stream {
     pub fn answer_and_close(self, bytes: &[u8]) {
         let limit = Some(Duration::from_millis(100));
         let _ = match &self {
+            #[cfg(unix)]
             Stream::Tcp(s) => s
                 .set_write_timeout(limit)
                 .and_then(|()| (&*s).write_all(bytes)),
+            // Non-blocking: one write, which a fresh socket's buffer takes whole.
+            #[cfg(windows)]
+            Stream::Tcp(s) => {
+                let _ = limit;
+                (&*s).write(bytes).map(|_| ())
+            }
+            #[cfg(unix)]
             Stream::Unix(s) => s
                 .set_write_timeout(limit)
                 .and_then(|()| (&*s).write_all(bytes)),
         };
-        let _ = match &self {
-            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
-            Stream::Unix(s) => s.shutdown(Shutdown::Both),
-        };
+        let _ = self.shutdown(Shutdown::Both);
     }
 
     fn read_once(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).read(buf),
+            #[cfg(unix)]
             Stream::Unix(s) => (&*s).read(buf),
         }
     }
@@ -72,6 +164,7 @@ impl Stream {
     fn write_once(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
+            #[cfg(unix)]
             Stream::Unix(s) => (&*s).write(buf),
         }
     }
@@ -93,21 +186,41 @@ fn decode(nanos: u64) -> Option<Duration> {
 /// one of the [`Socket`] the session lives in (the session is declared before the
 /// stream, so it is dropped before that descriptor closes); after an upgrade, a
 /// duplicate owned by the [`UpgradedStream`] that took the session over.
-struct FdIo(Arc<AtomicI32>);
+struct FdIo(Arc<AtomicRaw>);
+
+/// A socket handle that an upgrade may swap (see [`FdIo`]).
+#[cfg(unix)]
+type AtomicRaw = std::sync::atomic::AtomicI32;
+/// A socket handle that an upgrade may swap (see [`FdIo`]).
+#[cfg(windows)]
+type AtomicRaw = AtomicU64;
 
 impl Read for FdIo {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::recv(self.0.load(Ordering::Relaxed), buf)
+        #[cfg(unix)]
+        return sys::recv(self.0.load(Ordering::Relaxed), buf);
+        #[cfg(windows)]
+        return with_std_tcp(self.0.load(Ordering::Relaxed), |mut s| s.read(buf));
     }
 }
 
 impl Write for FdIo {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        sys::send(self.0.load(Ordering::Relaxed), buf)
+        #[cfg(unix)]
+        return sys::send(self.0.load(Ordering::Relaxed), buf);
+        #[cfg(windows)]
+        return with_std_tcp(self.0.load(Ordering::Relaxed), |mut s| s.write(buf));
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// What a blocked reader or writer waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    Read,
+    Write,
 }
 
 impl From<Interest> for Readiness {
@@ -119,43 +232,69 @@ impl From<Interest> for Readiness {
     }
 }
 
+/// How a connection's blocked threads hear of its readiness: its [`Parker`], and the
+/// poller and token to ask for writability with (once, by the first blocked writer).
+pub(crate) struct Park {
+    pub parker: Arc<Parker>,
+    pub poller: Arc<Poller>,
+    pub token: Token,
+}
+
 /// A connection's socket. Timeouts are kept here, not set on the socket, so changing
 /// them costs no system call.
 pub(crate) struct Socket {
     /// The TLS session over `stream`, for HTTPS. Declared before `stream`: it uses
     /// `stream`'s descriptor and must be dropped first.
     tls: Option<Arc<SharedServerStream>>,
-    /// The descriptor the TLS session does its I/O on (see [`FdIo`]).
-    tls_fd: Option<Arc<AtomicI32>>,
+    /// The handle the TLS session does its I/O on (see [`FdIo`]).
+    tls_fd: Option<Arc<AtomicRaw>>,
     /// A non-blocking TLS read ended on end-of-stream or an error after returning data:
     /// the socket will raise no new readiness event for it, so the connection must be
     /// looked at again before it parks.
     tls_revisit: AtomicBool,
     stream: Stream,
+    park: Park,
     read_timeout: AtomicU64,
     write_timeout: AtomicU64,
 }
 
 impl Socket {
-    pub fn new(stream: Stream) -> Socket {
+    pub fn new(stream: Stream, park: Park) -> Socket {
         Socket {
             tls: None,
             tls_fd: None,
             tls_revisit: AtomicBool::new(false),
             stream,
+            park,
             read_timeout: AtomicU64::new(NO_TIMEOUT),
             write_timeout: AtomicU64::new(NO_TIMEOUT),
         }
     }
 
-    pub fn raw_fd(&self) -> RawFd {
-        self.stream.raw_fd()
+    pub fn raw(&self) -> RawSocket {
+        self.stream.raw()
+    }
+
+    /// The stream, for (de)registering it with a poller.
+    pub fn stream_mut(&mut self) -> &mut Stream {
+        &mut self.stream
+    }
+
+    /// The stream, for watching its writability.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The readiness count to wait past, read before an operation that may return
+    /// `WouldBlock` (see [`Parker`]).
+    pub fn ready_seen(&self) -> u64 {
+        self.park.parker.seen()
     }
 
     /// Puts a TLS session on the socket (the socket must be non-blocking). No I/O
     /// happens yet: drive the handshake with [`Socket::tls_handshake`].
     pub fn start_tls(&mut self, acceptor: &Acceptor) -> crate::Result<()> {
-        let fd = Arc::new(AtomicI32::new(self.raw_fd()));
+        let fd = Arc::new(AtomicRaw::new(self.raw()));
         let stream = acceptor.accept(FdIo(fd.clone()))?;
         self.tls = Some(Arc::new(SharedServerStream::new(stream)));
         self.tls_fd = Some(fd);
@@ -192,19 +331,38 @@ impl Socket {
         }
     }
 
-    /// Waits until the socket has `readiness` or `timeout` passes (the event loop goes
-    /// to a spare thread first).
-    pub fn wait_for(&self, readiness: Readiness, timeout: Option<Duration>) -> io::Result<()> {
+    /// Waits until readiness arrives after `seen` (see [`ready_seen`](Socket::ready_seen))
+    /// or `timeout` passes; the event loop goes to a spare thread first. For
+    /// `Readiness::Write` the socket's writability is watched from now on.
+    pub fn wait_for(
+        &self,
+        readiness: Readiness,
+        seen: u64,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let park = &self.park;
+        if readiness == Readiness::Write && park.parker.watch_writable_once() {
+            if let Err(e) = park.poller.watch_writable(&self.stream, park.token) {
+                park.parker.unwatch_writable();
+                return Err(e);
+            }
+        }
         release_loop_before_blocking();
-        if wait_fd(self.raw_fd(), readiness, timeout)? {
+        if park.parker.wait_past(seen, deadline) {
             Ok(())
         } else {
             Err(io::Error::new(io::ErrorKind::TimedOut, "socket timed out"))
         }
     }
 
-    fn wait(&self, readiness: Readiness, timeout: &AtomicU64) -> io::Result<()> {
-        self.wait_for(readiness, decode(timeout.load(Ordering::Relaxed)))
+    /// Marks writability as watched; true the first time (the caller registers it).
+    pub fn watch_writable_once(&self) -> bool {
+        self.park.parker.watch_writable_once()
+    }
+
+    fn wait(&self, readiness: Readiness, seen: u64, timeout: &AtomicU64) -> io::Result<()> {
+        self.wait_for(readiness, seen, decode(timeout.load(Ordering::Relaxed)))
     }
 
     /// The non-blocking read of a TLS connection. It fills `buf` as far as it can, so
@@ -217,9 +375,10 @@ impl Socket {
         while n < buf.len() {
             // A read that needs to write (TLS 1.3 post-handshake messages) waits for
             // writability, like any other blocking write; for reading it never waits.
+            let seen = self.ready_seen();
             let read = tls.read(&mut buf[n..], |interest| match interest {
                 Interest::Read => Err(io::ErrorKind::WouldBlock.into()),
-                Interest::Write => self.wait(Readiness::Write, &self.write_timeout),
+                Interest::Write => self.wait(Readiness::Write, seen, &self.write_timeout),
             });
             match read {
                 Ok(0) if n > 0 => {
@@ -243,6 +402,21 @@ impl Socket {
 }
 
 impl Socket {
+    /// Runs a blocking TLS operation whose session calls back when it must wait: each
+    /// wait is for readiness after the count read before the attempt that blocked.
+    fn tls_blocking<R>(
+        &self,
+        op: impl FnOnce(&mut dyn FnMut(Interest) -> io::Result<()>) -> io::Result<R>,
+        timeout: &AtomicU64,
+    ) -> io::Result<R> {
+        let mut seen = self.ready_seen();
+        op(&mut |interest| {
+            let waited = self.wait(interest.into(), seen, timeout);
+            seen = self.ready_seen();
+            waited
+        })
+    }
+
     /// One write that never waits: `WouldBlock` when the socket is full. Over TLS, a
     /// write refused with `WouldBlock` must be retried with the same leading bytes (see
     /// [`SharedServerStream::try_write`]).
@@ -266,14 +440,13 @@ impl Transport for Socket {
 
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(tls) = &self.tls {
-            return tls.read(buf, |interest| {
-                self.wait(interest.into(), &self.read_timeout)
-            });
+            return self.tls_blocking(|wait| tls.read(buf, wait), &self.read_timeout);
         }
         loop {
+            let seen = self.ready_seen();
             match self.stream.read_once(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(Readiness::Read, &self.read_timeout)?
+                    self.wait(Readiness::Read, seen, &self.read_timeout)?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
@@ -299,14 +472,13 @@ impl Transport for Socket {
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         if let Some(tls) = &self.tls {
-            return tls.write(buf, |interest| {
-                self.wait(interest.into(), &self.write_timeout)
-            });
+            return self.tls_blocking(|wait| tls.write(buf, wait), &self.write_timeout);
         }
         loop {
+            let seen = self.ready_seen();
             match self.stream.write_once(buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait(Readiness::Write, &self.write_timeout)?
+                    self.wait(Readiness::Write, seen, &self.write_timeout)?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
@@ -325,9 +497,14 @@ impl Transport for Socket {
     }
 
     fn abort_on_close(&self) {
+        #[cfg(unix)]
         if let Stream::Tcp(s) = &self.stream {
             let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
         }
+        #[cfg(windows)]
+        with_std_tcp(self.stream.raw(), |s| {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        });
     }
 
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -337,22 +514,33 @@ impl Transport for Socket {
                 let _ = tls.close_notify();
             }
         }
-        match &self.stream {
-            Stream::Tcp(s) => s.shutdown(how),
-            Stream::Unix(s) => s.shutdown(how),
-        }
+        self.stream.shutdown(how)
     }
 
     fn hijack(&self) -> io::Result<UpgradedStream> {
         let stream = match &self.stream {
+            #[cfg(unix)]
             Stream::Tcp(s) => UpgradedStream::Tcp(s.try_clone()?),
+            #[cfg(windows)]
+            Stream::Tcp(s) => {
+                if self.tls.is_some() {
+                    // An upgraded TLS stream waits for readiness on its socket between
+                    // attempts, which Windows offers only through a poller.
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "upgrading an HTTPS connection is not supported on Windows",
+                    ));
+                }
+                UpgradedStream::Tcp(with_std_tcp(s.as_raw_socket(), |s| s.try_clone())?)
+            }
+            #[cfg(unix)]
             Stream::Unix(s) => UpgradedStream::Unix(s.try_clone()?),
         };
         if let (Some(tls), Some(fd)) = (&self.tls, &self.tls_fd) {
             // The session goes with the connection and speaks through the duplicate
             // from now on, so the server may close its own descriptor. It stays
             // non-blocking: the upgraded stream waits for readiness between attempts.
-            fd.store(stream.as_raw_fd(), Ordering::Relaxed);
+            fd.store(stream.raw_socket(), Ordering::Relaxed);
             return Ok(UpgradedStream::tls(tls.clone(), stream));
         }
         // O_NONBLOCK belongs to the open file description, which the duplicate shares:

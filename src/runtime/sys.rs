@@ -1,151 +1,11 @@
-//! The few operating-system calls the engine needs, wrapped safely: epoll in
-//! edge-triggered mode, an eventfd to wake a waiting loop, and poll(2) on one socket.
-//!
-//! Raw epoll rather than a portable poller crate: `polling` re-arms its notifier (and a
-//! timerfd when a timeout is given) with `epoll_ctl` after every wait, two or three
-//! extra system calls per wakeup, which is a measurable share of the ~6 µs a request
-//! costs at 140k requests/s. Edge-triggered registration here costs one `epoll_ctl`
-//! per connection, not per request.
+//! The few Unix calls outside the pollers, wrapped safely: poll(2) on one socket (for
+//! upgraded TLS streams, which have left the engine) and `recv`/`send` for TLS sessions
+//! on a descriptor they do not own.
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
+
+pub(crate) use super::socket::Readiness;
 use std::time::Duration;
-
-/// An epoll instance with an eventfd registered for wakeups.
-pub(crate) struct Epoll {
-    epfd: OwnedFd,
-    wake: OwnedFd,
-}
-
-/// The token the wakeup eventfd is registered under.
-pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
-
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-impl Epoll {
-    pub fn new() -> io::Result<Epoll> {
-        // SAFETY: epoll_create1 and eventfd take no pointers; on success each returns a
-        // new descriptor that nothing else owns, so wrapping it in OwnedFd is sound.
-        let epfd =
-            unsafe { OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
-        let wake = unsafe {
-            OwnedFd::from_raw_fd(check(libc::eventfd(
-                0,
-                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
-            ))?)
-        };
-        let ep = Epoll { epfd, wake };
-        ep.add(ep.wake.as_raw_fd(), WAKE_TOKEN)?;
-        Ok(ep)
-    }
-
-    /// Registers `fd` for readability, edge-triggered, under `token`.
-    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: token,
-        };
-        // SAFETY: `ev` is a valid epoll_event for the duration of the call; epoll keeps
-        // no pointer to it. A stale fd only makes the call fail.
-        check(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
-        Ok(())
-    }
-
-    /// Adds writability to a registered connection's events (edge-triggered), for
-    /// HTTP/2 connections, whose output the loop writes without blocking.
-    pub fn watch_writable(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: token,
-        };
-        // SAFETY: as in `add`.
-        check(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, &mut ev) })?;
-        Ok(())
-    }
-
-    /// Registers a listening socket: level-triggered and, where several loops share the
-    /// listener, exclusive, so one new connection wakes one loop.
-    pub fn add_listener(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
-            u64: token,
-        };
-        // SAFETY: as in `add`.
-        check(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
-        Ok(())
-    }
-
-    /// Removes `fd` from the interest list.
-    pub fn delete(&self, fd: RawFd) {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: as in `add`; failure (fd already closed) is harmless.
-        unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
-    }
-
-    /// Waits for events, at most `timeout`; fills `out` with their tokens.
-    pub fn wait(
-        &self,
-        events: &mut [libc::epoll_event],
-        out: &mut Vec<u64>,
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
-        let ms = match timeout {
-            None => -1,
-            Some(t) => t.as_millis().min(i32::MAX as u128) as libc::c_int,
-        };
-        // SAFETY: `events` is a valid, writable buffer of `events.len()` entries, and the
-        // kernel writes at most that many.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epfd.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len() as libc::c_int,
-                ms,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                return Ok(());
-            }
-            return Err(err);
-        }
-        for ev in &events[..n as usize] {
-            let token = ev.u64;
-            if token == WAKE_TOKEN {
-                self.clear_wake();
-            } else {
-                out.push(token);
-            }
-        }
-        Ok(())
-    }
-
-    /// Wakes the thread waiting in [`wait`](Epoll::wait), or the next one.
-    pub fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to an eventfd we own.
-        unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    fn clear_wake(&self) {
-        let mut value: u64 = 0;
-        // SAFETY: reads 8 bytes into a valid u64 from an eventfd we own (non-blocking).
-        unsafe { libc::read(self.wake.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
-    }
-}
-
-/// Which readiness [`wait_fd`] waits for.
-#[derive(Clone, Copy)]
-pub(crate) enum Readiness {
-    Read,
-    Write,
-}
 
 /// Blocks until `fd` is ready or `timeout` passes (`None`: forever). Returns false on
 /// timeout.
@@ -155,7 +15,10 @@ pub(crate) fn wait_fd(
     timeout: Option<Duration>,
 ) -> io::Result<bool> {
     let events = match readiness {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         Readiness::Read => libc::POLLIN | libc::POLLRDHUP,
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Readiness::Read => libc::POLLIN,
         Readiness::Write => libc::POLLOUT,
     };
     let mut pfd = libc::pollfd {
@@ -179,14 +42,6 @@ pub(crate) fn wait_fd(
         }
         return Ok(n > 0);
     }
-}
-
-/// Shuts a socket down in both directions by descriptor (used to cut connections whose
-/// owner is busy in a handler, at a shutdown deadline).
-pub(crate) fn shutdown_fd(fd: RawFd) {
-    // SAFETY: shutdown takes no pointers; on a stale descriptor it fails harmlessly. The
-    // engine only calls it on descriptors of connections it still owns.
-    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
 /// One `recv(2)` on `fd` (no flags): what a TLS session reads through, on a descriptor

@@ -16,7 +16,8 @@
 //!
 //! # How requests are run
 //!
-//! A few event-loop threads (one per core) watch every connection with epoll. When a
+//! A few event-loop threads (one per core) watch every connection (epoll on Linux,
+//! kqueue on macOS and the BSDs, IOCP on Windows; see `runtime::poll`). When a
 //! request arrives, the loop thread runs the handler itself, with no hand-off to another
 //! thread. If the handler blocks — reading a body that has not arrived, writing to a full
 //! socket, or waiting on anything of its own for more than about 10 ms — the loop passes
@@ -34,7 +35,9 @@ mod response;
 mod upgrade;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+#[cfg(unix)]
 use std::os::unix::net::UnixListener;
+#[cfg(unix)]
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,16 +113,28 @@ impl Server {
     /// Binds a TCP listener with options, for example SO_REUSEPORT so that several
     /// processes share a port (or a new process starts while the old one drains).
     ///
+    /// SO_REUSEPORT is Unix only: on Windows `reuse_port: true` fails with
+    /// [`ErrorKind::Unsupported`].
+    ///
     /// ```
     /// use spindle::server::{ListenOptions, Server};
     /// let opts = ListenOptions { reuse_port: true, ..ListenOptions::default() };
+    /// # #[cfg(unix)] {
     /// let a = Server::bind("127.0.0.1:0", opts)?;
     /// let b = Server::bind(a.local_addr()?, opts)?; // the same port, twice
+    /// # }
+    /// # #[cfg(windows)]
+    /// # assert_eq!(Server::bind("127.0.0.1:0", opts).unwrap_err().kind(), spindle::ErrorKind::Unsupported);
     /// # Ok::<(), spindle::Error>(())
     /// ```
     pub fn bind(addr: impl ToSocketAddrs, options: ListenOptions) -> Result<Server> {
-        let listener = Listener::bind_tcp(addr, &options)
-            .map_err(|e| Error::new(ErrorKind::Io, "binding the listener").with_source(e))?;
+        let listener = Listener::bind_tcp(addr, &options).map_err(|e| {
+            let kind = match e.kind() {
+                std::io::ErrorKind::Unsupported => ErrorKind::Unsupported,
+                _ => ErrorKind::Io,
+            };
+            Error::new(kind, "binding the listener").with_source(e)
+        })?;
         Ok(Server::with_listener(listener))
     }
 
@@ -178,19 +193,23 @@ impl Server {
     }
 
     /// Serves on a TCP listener the caller bound (socket activation, a port chosen
-    /// elsewhere, a descriptor inherited from a supervisor via `FromRawFd`).
+    /// elsewhere, a descriptor inherited from a supervisor via `FromRawFd`, or
+    /// `FromRawSocket` on Windows).
     pub fn from_listener(listener: TcpListener) -> Server {
         Server::with_listener(Listener::Tcp(listener))
     }
 
-    /// Binds a Unix domain socket at `path`.
+    /// Binds a Unix domain socket at `path`. Unix only (Linux, macOS, the BSDs): `std`
+    /// has no Unix domain sockets on Windows.
+    #[cfg(unix)]
     pub fn unix(path: impl AsRef<Path>) -> Result<Server> {
         let listener = Listener::bind_unix(path.as_ref())
             .map_err(|e| Error::new(ErrorKind::Io, "binding the unix socket").with_source(e))?;
         Ok(Server::with_listener(listener))
     }
 
-    /// Serves on a Unix domain socket listener the caller bound.
+    /// Serves on a Unix domain socket listener the caller bound. Unix only.
+    #[cfg(unix)]
     pub fn from_unix_listener(listener: UnixListener) -> Server {
         Server::with_listener(Listener::Unix(listener))
     }
@@ -502,6 +521,14 @@ impl std::fmt::Debug for Listening {
 /// handlers for those two signals for the rest of the process's life. The usual use is
 /// a graceful stop (see `examples/graceful.rs`):
 ///
+/// - **Unix** (Linux, macOS, the BSDs): SIGTERM (what `kill`, systemd and container
+///   runtimes send) or SIGINT (Ctrl-C), delivered through a self-pipe
+///   (`signal_hook::iterator`): the call sleeps until one arrives.
+/// - **Windows**: Ctrl-C in the console (which the C runtime reports as SIGINT), or
+///   SIGTERM raised inside the process; Windows sends no SIGTERM from outside.
+///   signal-hook offers no blocking wait there, so the handlers set a flag that this
+///   call looks at every 50 ms.
+///
 /// ```no_run
 /// use std::time::{Duration, Instant};
 /// use spindle::server::{Request, Response, Server};
@@ -517,7 +544,26 @@ impl std::fmt::Debug for Listening {
 #[cfg(feature = "signals")]
 pub fn wait_for_shutdown_signal() -> Result<i32> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .map_err(|e| Error::io("installing signal handlers", e))?;
-    Ok(signals.forever().next().unwrap_or(SIGTERM))
+    #[cfg(unix)]
+    {
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+            .map_err(|e| Error::io("installing signal handlers", e))?;
+        Ok(signals.forever().next().unwrap_or(SIGTERM))
+    }
+    #[cfg(not(unix))]
+    {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // `signal_hook::iterator` is Unix only; a flag is what a handler may safely set.
+        let got = Arc::new(AtomicUsize::new(0));
+        for signal in [SIGTERM, SIGINT] {
+            signal_hook::flag::register_usize(signal, got.clone(), signal as usize)
+                .map_err(|e| Error::io("installing signal handlers", e))?;
+        }
+        loop {
+            match got.load(Ordering::SeqCst) {
+                0 => std::thread::sleep(Duration::from_millis(50)),
+                signal => return Ok(signal as i32),
+            }
+        }
+    }
 }

@@ -3,12 +3,16 @@
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+#[cfg(unix)]
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::runtime::socket::RawSocket;
+#[cfg(unix)]
 use crate::runtime::sys::{wait_fd, Readiness};
 use crate::tls::{Interest, SharedServerStream};
 
@@ -24,6 +28,7 @@ pub enum UpgradedStream {
     /// A TCP connection.
     Tcp(TcpStream),
     /// A Unix domain socket connection.
+    #[cfg(unix)]
     Unix(UnixStream),
     /// An HTTPS connection (WebSocket over `wss://`, say): reads and writes go through
     /// its TLS session.
@@ -36,9 +41,11 @@ macro_rules! socket {
     ($self:expr, $s:ident => $e:expr) => {
         match $self {
             UpgradedStream::Tcp($s) => $e,
+            #[cfg(unix)]
             UpgradedStream::Unix($s) => $e,
             UpgradedStream::Tls(t) => match &t.0.socket {
                 Plain::Tcp($s) => $e,
+                #[cfg(unix)]
                 Plain::Unix($s) => $e,
             },
         }
@@ -51,6 +58,7 @@ impl UpgradedStream {
     pub(crate) fn tls(session: Arc<SharedServerStream>, socket: UpgradedStream) -> UpgradedStream {
         let socket = match socket {
             UpgradedStream::Tcp(s) => Plain::Tcp(s),
+            #[cfg(unix)]
             UpgradedStream::Unix(s) => Plain::Unix(s),
             UpgradedStream::Tls(t) => return UpgradedStream::Tls(t),
         };
@@ -68,6 +76,7 @@ impl UpgradedStream {
     pub fn try_clone(&self) -> io::Result<UpgradedStream> {
         Ok(match self {
             UpgradedStream::Tcp(s) => UpgradedStream::Tcp(s.try_clone()?),
+            #[cfg(unix)]
             UpgradedStream::Unix(s) => UpgradedStream::Unix(s.try_clone()?),
             UpgradedStream::Tls(t) => UpgradedStream::Tls(TlsUpgraded(t.0.clone())),
         })
@@ -125,8 +134,10 @@ impl UpgradedStream {
             UpgradedStream::Tcp(s) => s.peer_addr().ok(),
             UpgradedStream::Tls(t) => match &t.0.socket {
                 Plain::Tcp(s) => s.peer_addr().ok(),
+                #[cfg(unix)]
                 Plain::Unix(_) => None,
             },
+            #[cfg(unix)]
             UpgradedStream::Unix(_) => None,
         }
     }
@@ -136,6 +147,7 @@ impl Read for UpgradedStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             UpgradedStream::Tcp(s) => s.read(buf),
+            #[cfg(unix)]
             UpgradedStream::Unix(s) => s.read(buf),
             UpgradedStream::Tls(t) => {
                 let timeout = *lock(&t.0.read_timeout);
@@ -150,6 +162,7 @@ impl Write for UpgradedStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             UpgradedStream::Tcp(s) => s.write(buf),
+            #[cfg(unix)]
             UpgradedStream::Unix(s) => s.write(buf),
             UpgradedStream::Tls(t) => {
                 let timeout = *lock(&t.0.write_timeout);
@@ -161,6 +174,7 @@ impl Write for UpgradedStream {
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             UpgradedStream::Tcp(s) => s.write_vectored(bufs),
+            #[cfg(unix)]
             UpgradedStream::Unix(s) => s.write_vectored(bufs),
             UpgradedStream::Tls(_) => {
                 let first = bufs
@@ -176,14 +190,26 @@ impl Write for UpgradedStream {
     }
 }
 
+impl UpgradedStream {
+    /// The socket's handle (under TLS, the one carrying the encrypted records).
+    pub(crate) fn raw_socket(&self) -> RawSocket {
+        #[cfg(unix)]
+        return socket!(self, s => s.as_raw_fd());
+        #[cfg(windows)]
+        return socket!(self, s => std::os::windows::io::AsRawSocket::as_raw_socket(s));
+    }
+}
+
 /// The descriptor of the socket (under TLS, the one carrying the encrypted records:
 /// wait on it for readiness, but read and write through the stream).
+#[cfg(unix)]
 impl AsRawFd for UpgradedStream {
     fn as_raw_fd(&self) -> RawFd {
         socket!(self, s => s.as_raw_fd())
     }
 }
 
+#[cfg(unix)]
 impl AsFd for UpgradedStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         socket!(self, s => s.as_fd())
@@ -209,6 +235,7 @@ struct TlsShared {
 #[derive(Debug)]
 enum Plain {
     Tcp(TcpStream),
+    #[cfg(unix)]
     Unix(UnixStream),
 }
 
@@ -219,21 +246,30 @@ impl TlsShared {
         if self.nonblocking.load(Ordering::Relaxed) {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let fd = match &self.socket {
-            Plain::Tcp(s) => s.as_raw_fd(),
-            Plain::Unix(s) => s.as_raw_fd(),
-        };
-        let readiness = match interest {
-            Interest::Read => Readiness::Read,
-            Interest::Write => Readiness::Write,
-        };
-        if wait_fd(fd, readiness, timeout)? {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "upgraded TLS stream timed out",
-            ))
+        #[cfg(unix)]
+        {
+            let fd = match &self.socket {
+                Plain::Tcp(s) => s.as_raw_fd(),
+                Plain::Unix(s) => s.as_raw_fd(),
+            };
+            let readiness = match interest {
+                Interest::Read => Readiness::Read,
+                Interest::Write => Readiness::Write,
+            };
+            if wait_fd(fd, readiness, timeout)? {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "upgraded TLS stream timed out",
+                ))
+            }
+        }
+        // Never made there (see `Socket::hijack`): Windows has no wait for one socket.
+        #[cfg(windows)]
+        {
+            let _ = (interest, timeout);
+            Err(io::ErrorKind::Unsupported.into())
         }
     }
 }

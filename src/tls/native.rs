@@ -409,6 +409,10 @@ impl Stream for NativeClientStream {
     fn readable_fd(&self) -> Option<std::os::fd::RawFd> {
         self.stream.get_ref().readable_fd()
     }
+    #[cfg(windows)]
+    fn readable_socket(&self) -> Option<std::os::windows::io::RawSocket> {
+        self.stream.get_ref().readable_socket()
+    }
     fn buffered_read(&self) -> usize {
         self.stream.buffered_read_size().unwrap_or(0)
     }

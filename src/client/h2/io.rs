@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::wait::SocketWait;
 use crate::client::Stream;
 
 /// A stream the HTTP/2 client can read on one thread while writing on others.
@@ -18,8 +19,9 @@ use crate::client::Stream;
 /// `(reader, writer)` of halves the caller split itself, and for the client's
 /// `Box<dyn Stream>` (what a [`TlsConnector`](crate::tls::TlsConnector) returns): a
 /// stream that cannot be split, such as a TLS session, is shared under a lock that the
-/// reader holds only while bytes are there to read (it waits for the socket with
-/// `poll(2)` through [`Stream::readable_fd`], else with short read timeouts).
+/// reader holds only while bytes are there to read (it waits for the socket through
+/// [`Stream::readable_fd`] on Unix, with `poll(2)`, or `Stream::readable_socket` on
+/// Windows, with a mio poll of its own; else with short read timeouts).
 ///
 /// A plain `Read + Write` value that can be neither split nor polled cannot serve a
 /// blocking HTTP/2 connection: the reader must wait for the peer while other threads
@@ -145,13 +147,13 @@ pub(crate) fn split_boxed(stream: Box<dyn Stream>) -> io::Result<Halves> {
         return Ok((Box::new(stream), Box::new(BoxedWriter(writer))));
     }
     let shared = Arc::new(Locked {
-        #[cfg(unix)]
-        fd: stream.readable_fd(),
+        wait: socket_wait(&*stream),
         stream: Mutex::new(stream),
     });
     // Reads under the lock must not wait long (see `LockedReader`). Without a socket to
     // poll, this is also how the reader waits: short timeouts, which cost some wake-ups
-    // while idle (custom connectors avoid them by implementing `Stream::readable_fd`).
+    // while idle (custom connectors avoid them by implementing `Stream::readable_fd`, or
+    // `Stream::readable_socket` on Windows).
     // Writes likewise: a TLS write into a full socket gives the lock back and waits for
     // room without it, so that the reader keeps reading (the peer may be waiting for
     // that before it reads what we write).
@@ -191,60 +193,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The waiter for a stream's socket, if the stream names one (and, on Windows, its mio
+/// poll could be set up; without one the reader falls back to short timeouts).
+fn socket_wait(stream: &dyn Stream) -> Option<SocketWait> {
+    #[cfg(unix)]
+    let sock = stream.readable_fd()?;
+    #[cfg(windows)]
+    let sock = stream.readable_socket()?;
+    match SocketWait::new(sock) {
+        Ok(wait) => Some(wait),
+        Err(e) => {
+            log::debug!(
+                "HTTP/2 client: no readiness wait for the socket ({e}); polling with timeouts"
+            );
+            None
+        }
+    }
+}
+
 /// A stream that cannot be split (a TLS session), shared by the reader and the writers.
 struct Locked {
+    /// Declared first so that it is dropped (and, on Windows, deregistered) before the
+    /// stream closes the socket it waits on.
+    wait: Option<SocketWait>,
     stream: Mutex<Box<dyn Stream>>,
-    #[cfg(unix)]
-    fd: Option<std::os::fd::RawFd>,
 }
 
 impl Locked {
     fn can_poll(&self) -> bool {
-        #[cfg(unix)]
-        {
-            self.fd.is_some()
-        }
-        #[cfg(not(unix))]
-        {
-            false
-        }
-    }
-
-    /// Waits until the socket is readable (or hung up), without holding the lock.
-    #[cfg(unix)]
-    fn wait_readable(&self, fd: std::os::fd::RawFd) -> io::Result<()> {
-        self.wait_for(fd, libc::POLLIN)
+        self.wait.is_some()
     }
 
     /// Waits until the socket has room to write (or hung up), without holding the lock.
     fn wait_writable(&self) -> io::Result<()> {
-        #[cfg(unix)]
-        if let Some(fd) = self.fd {
-            return self.wait_for(fd, libc::POLLOUT);
+        if let Some(wait) = &self.wait {
+            return wait.writable();
         }
         std::thread::yield_now();
         Ok(())
-    }
-
-    #[cfg(unix)]
-    fn wait_for(&self, fd: std::os::fd::RawFd, events: libc::c_short) -> io::Result<()> {
-        let mut p = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        loop {
-            // SAFETY: one pollfd we own; the descriptor stays open while `self.stream`
-            // (which owns it) lives, and `self` is borrowed.
-            let n = unsafe { libc::poll(&mut p, 1, -1) };
-            if n >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
     }
 }
 
@@ -255,11 +241,11 @@ struct LockedReader {
 impl Read for LockedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            #[cfg(unix)]
-            if let Some(fd) = self.shared.fd {
+            if let Some(wait) = &self.shared.wait {
+                // Waits until the socket is readable (or hung up), without the lock.
                 let buffered = lock(&self.shared.stream).buffered_read() > 0;
                 if !buffered {
-                    self.shared.wait_readable(fd)?;
+                    wait.readable()?;
                 }
             }
             // The socket is readable (or cannot be polled). A TLS read may still find only

@@ -60,6 +60,7 @@ mod driver;
 mod io;
 mod send;
 mod shared;
+mod wait;
 
 use std::sync::Arc;
 use std::time::Instant;
