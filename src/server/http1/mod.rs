@@ -602,6 +602,16 @@ fn close_after_output(
     }
 }
 
+/// Forgets everything the connection holds, read and unwritten, for a connection that
+/// will do no more I/O of ours.
+fn discard_all(conn: &mut H1Conn, scratch: &mut Scratch) {
+    scratch.write.clear();
+    conn.side.rbuf.start = 0;
+    conn.side.rbuf.end = 0;
+    conn.side.body = BodyState::Done;
+    conn.stage = Stage::Head;
+}
+
 /// Ends a connection: offers the socket what is still owed (an error answer, say)
 /// without waiting, and stops writing. Returns true when the peer may still be
 /// sending: the caller should then read and discard for a short while before closing,
@@ -617,20 +627,12 @@ pub(crate) fn finish(
     if fate == Fate::Hijacked {
         // A handler owns a duplicate of the socket: no flush (the head went out with the
         // upgrade), and no shutdown, which would end the duplicate's connection too.
-        scratch.write.clear();
-        conn.side.rbuf.start = 0;
-        conn.side.rbuf.end = 0;
-        conn.side.body = BodyState::Done;
-        conn.stage = Stage::Head;
+        discard_all(conn, scratch);
         return false;
     }
     if fate == Fate::WriteTimeout {
         // The peer does not read: drop what it was owed, here and in the kernel.
-        scratch.write.clear();
-        conn.side.rbuf.start = 0;
-        conn.side.rbuf.end = 0;
-        conn.side.body = BodyState::Done;
-        conn.stage = Stage::Head;
+        discard_all(conn, scratch);
         io.abort_on_close();
         let _ = io.shutdown(Shutdown::Both);
         return false;
