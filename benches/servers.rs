@@ -446,16 +446,7 @@ impl SlowClients {
             .collect();
         totals[0] += n - totals.iter().sum::<usize>();
         let spec = |kind: usize| {
-            let base = Spec {
-                kind,
-                small_window: false,
-                first: Vec::new(),
-                trickle: Vec::new(),
-                every: Duration::from_secs(1),
-                read: ReadPolicy::All,
-                h2: false,
-                peek_after: None,
-            };
+            let base = Spec::quiet(kind);
             match kind {
                 0 => Spec {
                     first: b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ".to_vec(),

@@ -205,16 +205,7 @@ impl Kind {
 
     fn spec(self) -> Spec {
         let ones = |b: u8| vec![b; 60];
-        let base = Spec {
-            kind: self as usize,
-            small_window: false,
-            first: Vec::new(),
-            trickle: Vec::new(),
-            every: Duration::from_secs(1),
-            read: ReadPolicy::All,
-            h2: false,
-            peek_after: None,
-        };
+        let base = Spec::quiet(self as usize);
         let big = format!("GET /big?n={BIG} HTTP/1.1\r\nHost: a\r\n\r\n");
         match self {
             Kind::BodyIgnored => Spec {

@@ -76,6 +76,23 @@ pub struct Spec {
     pub peek_after: Option<Duration>,
 }
 
+impl Spec {
+    /// A peer of group `kind` that sends nothing, reads everything and waits 1 s between
+    /// trickled bytes: the base the callers' kinds change.
+    pub fn quiet(kind: usize) -> Spec {
+        Spec {
+            kind,
+            small_window: false,
+            first: Vec::new(),
+            trickle: Vec::new(),
+            every: Duration::from_secs(1),
+            read: ReadPolicy::All,
+            h2: false,
+            peek_after: None,
+        }
+    }
+}
+
 /// How the server ended a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
